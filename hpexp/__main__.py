@@ -1,0 +1,3 @@
+from hpexp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""The `hpexp` command: thin commands that forward to library functions.
+
+    hpexp run studies/quickstart.yaml [--n-trials N] [--timeout S] [--set key=value ...]
+    hpexp list | show STUDY | best STUDY | ui | predict MODEL DATA.csv | datasets
+
+Bad input prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from hpexp.errors import HpexpError
+
+DEFAULT_PORT = 5000
+
+
+def _places(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="Optuna storage: a journal file path (default "
+                   "optuna.journal) or a database URL (sqlite:///x.db, postgresql://...)")  # fmt: skip
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hpexp import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hpexp",
+        description="Hyperparameter search for a NumPy L-layer network: Optuna searches, "
+        "MLflow tracks.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpexp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run or resume a study from a YAML file")
+    run.add_argument("study", help="study file (studies/quickstart.yaml) or name under studies/")
+    run.add_argument("--n-trials", type=int, help="total finished trials to reach")
+    run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a study-file field, e.g. --set fixed.optimizer=adam")  # fmt: skip
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _places(run)
+
+    ls = sub.add_parser("list", help="list the studies in the storage")
+    _places(ls)
+
+    show = sub.add_parser("show", help="a study's top trials")
+    show.add_argument("study", help="study name")
+    show.add_argument("--top", type=int, default=10, help="how many trials (default 10)")
+    _places(show)
+
+    best = sub.add_parser("best", help="a study's best trial: params, metrics, run id")
+    best.add_argument("study", help="study name")
+    best.add_argument("--save", metavar="PATH", help="also save its model as PATH.npz/.json")
+    _places(best)
+
+    ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
+    ui.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 5000)")
+    ui.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store")
+
+    predict = sub.add_parser("predict", help="predict rows of a CSV file with a saved model")
+    predict.add_argument("model", help="model path (PATH, PATH.npz or PATH.json)")
+    predict.add_argument("data", help="CSV file with the model's feature columns")
+    predict.add_argument("--output", "-o", help="write predictions to this CSV (default stdout)")
+
+    sub.add_parser("datasets", help="list the built-in datasets and their options")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except HpexpError as e:
+        print(f"hpexp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import hpexp
+
+    hpexp.run_study(
+        args.study,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        overrides=args.overrides,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        progress=not args.no_progress,
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import hpexp
+
+    table = hpexp.list_studies(args.storage)
+    print(table.to_string(index=False) if len(table) else "no studies yet; run: make study")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import hpexp
+    from hpexp.report.summary import summary, top_trials
+
+    result = hpexp.load_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
+    if args.top != 5:
+        print(top_trials(result, args.top).to_string(index=False))
+    else:
+        print(summary(result))
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    import hpexp
+
+    result = hpexp.load_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
+    trial = result.best_trial
+    print(f"study '{result.name}' best trial {trial.number}")
+    print(f"  {result.spec.metric}: {result.best_value:.6g}")
+    for k, v in sorted(result.best_metrics.items()):
+        print(f"  {k}: {v:.6g}")
+    print("  params:")
+    for k, v in trial.params.items():
+        print(f"    {k}: {v}")
+    print(f"  MLflow run: {result.best_run_id}")
+    if args.save:
+        path = hpexp.save_model(result.best_model(), args.save)
+        print(f"  model saved: {path} (+ .json)")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from hpexp.tracking.ui import serve
+
+    return serve(args.tracking_uri, host=args.host, port=args.port)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import hpexp
+    from hpexp.predict import predict_csv
+
+    model = hpexp.load_model(args.model)
+    table = predict_csv(model, args.data)
+    if args.output:
+        table.to_csv(args.output, index=False)
+        print(f"wrote {len(table)} predictions to {args.output}", file=sys.stderr)
+    else:
+        table.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from hpexp.data import describe_datasets
+
+    for name, text in describe_datasets().items():
+        print(f"{name:<14} {text}")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "show": cmd_show,
+    "best": cmd_best,
+    "ui": cmd_ui,
+    "predict": cmd_predict,
+    "datasets": cmd_datasets,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Activation functions σ and their derivatives σ', keyed by name.
+
+Each entry maps Z (n[l], m) to A = σ(Z) and gives σ'(Z) for backprop. The derivative receives
+both Z and A because for some functions (sigmoid, tanh) σ' is cheapest from the output A.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+__all__ = ["ACTIVATIONS", "Activation", "get_activation"]
+
+LEAKY_SLOPE = 0.01
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A pair (σ, σ'): `forward(Z) -> A`, `derivative(Z, A) -> σ'(Z)`, all shaped like Z."""
+
+    name: str
+    forward: Callable[[Array], Array]
+    derivative: Callable[[Array, Array], Array]
+
+
+def _sigmoid(Z: Array) -> Array:
+    # 1 / (1 + e^-Z), written so that neither branch overflows.
+    E = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1.0 / (1.0 + E), E / (1.0 + E)).astype(Z.dtype, copy=False)
+
+
+def _relu(Z: Array) -> Array:
+    return np.maximum(Z, 0)
+
+
+def _leaky_relu(Z: Array) -> Array:
+    return np.where(Z > 0, Z, Z * Z.dtype.type(LEAKY_SLOPE))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation("relu", _relu, lambda Z, A: Z > 0),
+    "leaky_relu": Activation(
+        "leaky_relu",
+        _leaky_relu,
+        lambda Z, A: np.where(Z > 0, Z.dtype.type(1), Z.dtype.type(LEAKY_SLOPE)),
+    ),
+    "tanh": Activation("tanh", np.tanh, lambda Z, A: 1 - A * A),
+    "sigmoid": Activation("sigmoid", _sigmoid, lambda Z, A: A * (1 - A)),
+    "linear": Activation("linear", lambda Z: Z, lambda Z, A: np.ones_like(Z)),
+}
+
+
+def get_activation(name: str) -> Activation:
+    """Look up an activation by name; unknown names raise ConfigError listing the choices."""
+    from hpexp.errors import ConfigError
+
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown activation {name!r}; choose one of: {', '.join(sorted(ACTIVATIONS))}"
+        ) from None

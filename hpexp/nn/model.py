@@ -1,0 +1,279 @@
+"""The L-layer network, written as the lecture's vectorized equations.
+
+Layout: one sample per column. X is (n[0], m), A[l] and Z[l] are (n[l], m), W[l] is
+(n[l], n[l-1]) and b[l] is (n[l], 1). Hidden layers use σ[l]; the output layer and its loss
+come as a pair (see `losses.py`) so that dZ[L] = AL − Y.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from hpexp.errors import ConfigError
+from hpexp.nn.activations import get_activation
+from hpexp.nn.init import init_weights
+from hpexp.nn.losses import get_output
+
+Array = np.ndarray
+
+__all__ = ["MLP", "Cache"]
+
+DTYPES = ("float32", "float64")
+
+
+class Cache(NamedTuple):
+    """What layer l keeps from the forward pass for its backward pass."""
+
+    A_prev: Array  # (n[l-1], m), the layer's input
+    W: Array  # (n[l], n[l-1])
+    b: Array  # (n[l], 1)
+    Z: Array  # (n[l], m), the linear part W A_prev + b
+    A: Array  # (n[l], m), σ(Z) before dropout
+    mask: Array | None  # (n[l], m) inverted-dropout mask D / keep_prob, or None
+
+
+class MLP:
+    """A fully connected network with `layer_dims = [n_x, n1, ..., n_y]` (the lecture's n[0..L]).
+
+    `activation` is one name for every hidden layer or a list with one name per hidden layer;
+    `output` is "sigmoid" (binary cross-entropy), "softmax" (categorical cross-entropy) or
+    "linear" (mean squared error); `init` is "he", "xavier" or "normal".
+    """
+
+    def __init__(
+        self,
+        layer_dims: Sequence[int],
+        activation: str | Sequence[str] = "relu",
+        output: str = "sigmoid",
+        init: str = "he",
+        seed: int = 0,
+        dtype: str = "float64",
+    ) -> None:
+        dims = list(layer_dims) if isinstance(layer_dims, Sequence) else []
+        if len(dims) < 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in dims):
+            raise ConfigError(
+                f"layer_dims must list at least two positive integers [n_x, ..., n_y], "
+                f"got {layer_dims!r}"
+            )
+        names = [activation] * (len(dims) - 2) if isinstance(activation, str) else list(activation)
+        if len(names) != len(dims) - 2:
+            raise ConfigError(
+                f"activation lists {len(names)} names but layer_dims has {len(dims) - 2} hidden "
+                "layers; give one name, or one per hidden layer"
+            )
+        if str(dtype) not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+        self.layer_dims = tuple(int(n) for n in dims)
+        self.activations = tuple(get_activation(n).name for n in names)
+        self.output = get_output(output).name
+        self.init = init
+        self.seed = int(seed)
+        self.dtype = np.dtype(str(dtype))
+        self.metadata: dict = {}  # free-form, JSON-serializable; saved with the model
+        self._sigma = [get_activation(n) for n in self.activations]
+        self._out = get_output(self.output)
+        rng = np.random.default_rng(self.seed)
+        self._parameters: dict[str, Array] = {}
+        for l in range(1, self.L + 1):
+            n, n_prev = self.layer_dims[l], self.layer_dims[l - 1]
+            self._parameters[f"W{l}"] = init_weights(init, rng, n, n_prev).astype(self.dtype)
+            self._parameters[f"b{l}"] = np.zeros((n, 1), dtype=self.dtype)
+
+    # -- parameters ------------------------------------------------------------------------
+
+    @property
+    def L(self) -> int:
+        """Number of layers with parameters (hidden layers + output layer)."""
+        return len(self.layer_dims) - 1
+
+    @property
+    def parameters(self) -> dict[str, Array]:
+        """{"W1": (n1, n0), "b1": (n1, 1), ..., "WL", "bL"}; arrays may be updated in place."""
+        return self._parameters
+
+    @parameters.setter
+    def parameters(self, new: dict[str, Array]) -> None:
+        expected = {k: v.shape for k, v in self._parameters.items()}
+        if set(new) != set(expected):
+            raise ConfigError(
+                f"parameters must have exactly the keys {sorted(expected)}, got {sorted(new)}"
+            )
+        converted = {}
+        for key, shape in expected.items():
+            value = np.asarray(new[key], dtype=self.dtype)
+            if value.shape != shape:
+                raise ConfigError(f"parameter {key} must have shape {shape}, got {value.shape}")
+            converted[key] = np.ascontiguousarray(value)
+        self._parameters = converted
+
+    @property
+    def n_params(self) -> int:
+        """Total number of weights and biases."""
+        return sum(int(p.size) for p in self._parameters.values())
+
+    @property
+    def task(self) -> str:
+        """"binary", "multiclass" or "regression", from the output layer."""
+        return self._out.task
+
+    def config(self) -> dict:
+        """The constructor arguments, JSON-serializable."""
+        return {
+            "layer_dims": list(self.layer_dims),
+            "activation": list(self.activations),
+            "output": self.output,
+            "init": self.init,
+            "seed": self.seed,
+            "dtype": self.dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        acts = ",".join(self.activations) or "-"
+        return (
+            f"MLP(layer_dims={list(self.layer_dims)}, activation=[{acts}], output={self.output!r},"
+            f" dtype={self.dtype.name!r}, n_params={self.n_params})"
+        )
+
+    # -- input checks ------------------------------------------------------------------------
+
+    def check_X(self, X: Array, name: str = "X") -> Array:
+        """X as a (n_x, m) array of this model's dtype; raises ConfigError if it cannot be."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != self.layer_dims[0]:
+            raise ConfigError(
+                f"{name} must have shape (n_x={self.layer_dims[0]}, m) with one sample per "
+                f"column, got {X.shape}; transpose row-per-sample data with {name}.T"
+            )
+        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+            raise ConfigError(f"{name} must be real numbers, got dtype {X.dtype}")
+        X = np.asarray(X, dtype=self.dtype)
+        if not np.isfinite(X).all():
+            raise ConfigError(
+                f"{name} contains NaN or inf; remove or impute those values before training"
+            )
+        return X
+
+    def check_Y(self, Y: Array, m: int, name: str = "Y") -> Array:
+        """Y as a (n_y, m) array of labels that fit the output layer; raises ConfigError."""
+        Y = np.asarray(Y)
+        n_y = self.layer_dims[-1]
+        if Y.ndim == 1 and n_y == 1:
+            Y = Y.reshape(1, -1)
+        if Y.ndim != 2 or Y.shape != (n_y, m):
+            raise ConfigError(
+                f"{name} must have shape (n_y={n_y}, m={m}), got {Y.shape}"
+                + ("; one-hot encode class labels for a softmax output" if n_y > 1 else "")
+            )
+        if not np.issubdtype(Y.dtype, np.number) and Y.dtype != bool:
+            raise ConfigError(f"{name} must be numeric, got dtype {Y.dtype}")
+        Y = np.asarray(Y, dtype=self.dtype)
+        if not np.isfinite(Y).all():
+            raise ConfigError(f"{name} contains NaN or inf")
+        problem = self._out.check_labels(Y)
+        if problem:
+            raise ConfigError(f"{name} does not fit the {self.output} output: {problem}")
+        return Y
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def forward(
+        self, X: Array, *, dropout: float = 0.0, rng: np.random.Generator | None = None
+    ) -> tuple[Array, list[Cache]]:
+        """AL (n_y, m) and one Cache per layer. `dropout` is the fraction of hidden units
+        dropped (inverted dropout; 0 at evaluation time), drawn from `rng`."""
+        return self._forward(self.check_X(X), dropout, rng)
+
+    def _forward(
+        self, X: Array, dropout: float = 0.0, rng: np.random.Generator | None = None
+    ) -> tuple[Array, list[Cache]]:
+        keep = 1.0 - dropout
+        if dropout and rng is None:
+            rng = np.random.default_rng(self.seed)
+        P, caches = self._parameters, []
+        A = X
+        for l in range(1, self.L + 1):
+            A_prev, W, b = A, P[f"W{l}"], P[f"b{l}"]
+            Z = W @ A_prev
+            Z += b  # Z[l] = W[l] A[l-1] + b[l]
+            if l < self.L:
+                A = self._sigma[l - 1].forward(Z)  # A[l] = σ[l](Z[l])
+                mask = None
+                if dropout:
+                    assert rng is not None
+                    mask = (rng.random(A.shape, dtype=self.dtype) < keep) / self.dtype.type(keep)
+                caches.append(Cache(A_prev, W, b, Z, A, mask))
+                if mask is not None:
+                    A = A * mask
+            else:
+                A = self._out.forward(Z)  # AL = g(Z[L])
+                caches.append(Cache(A_prev, W, b, Z, A, None))
+        return A, caches
+
+    # -- cost -------------------------------------------------------------------------------------
+
+    def cost(self, AL: Array, Y: Array, *, l2: float = 0.0) -> float:
+        """J(AL, Y) of the output's loss, plus λ/(2m) Σ_l ||W[l]||² when l2 = λ > 0."""
+        J = self._out.cost(AL, Y)
+        if l2:
+            m = Y.shape[1]
+            J += l2 / (2 * m) * sum(float(np.vdot(W, W)) for W in self._weights())
+        return J
+
+    def _weights(self) -> list[Array]:
+        return [self._parameters[f"W{l}"] for l in range(1, self.L + 1)]
+
+    # -- backward ---------------------------------------------------------------------------------
+
+    def backward(
+        self, AL: Array, Y: Array, caches: list[Cache], *, l2: float = 0.0, input_grad: bool = True
+    ) -> dict[str, Array]:
+        """Gradients {"dW1", "db1", ..., "dA0", ..., "dA{L-1}"} shaped like what they differentiate.
+
+        Exactly the lecture's: dZ = dA ∗ σ'(Z), dW = 1/m dZ A_prevᵀ (+ λ/m W), db = 1/m Σ dZ,
+        dA_prev = Wᵀ dZ; the output/loss pair gives dZ[L] = AL − Y. `input_grad=False` skips dA0,
+        which training does not need.
+        """
+        m = Y.shape[1]
+        grads: dict[str, Array] = {}
+        ones = np.ones((m, 1), dtype=AL.dtype)
+        dZ = AL - Y  # dZ[L]
+        for l in range(self.L, 0, -1):
+            A_prev, W, b, Z, A, mask = caches[l - 1]
+            if l < self.L:
+                dA = grads[f"dA{l}"]
+                if mask is not None:
+                    dA = dA * mask  # only the units that were kept carry gradient
+                dZ = dA * self._sigma[l - 1].derivative(Z, A)  # dZ = dA ∗ σ'(Z)
+            dW = dZ @ A_prev.T  # dW = 1/m dZ A_prevᵀ
+            dW *= 1.0 / m
+            if l2:
+                dW += (l2 / m) * W
+            grads[f"dW{l}"] = dW
+            db = dZ @ ones  # db = 1/m Σ dZ (summing over samples as a matrix-vector product)
+            db *= 1.0 / m
+            grads[f"db{l}"] = db
+            if l > 1 or input_grad:
+                grads[f"dA{l - 1}"] = W.T @ dZ  # dA_prev = Wᵀ dZ
+        return grads
+
+    # -- inference -------------------------------------------------------------------------------
+
+    def predict_proba(self, X: Array) -> Array:
+        """Class probabilities AL, shape (n_y, m); sigmoid gives P(y=1) in one row."""
+        if self.output == "linear":
+            raise ConfigError("predict_proba needs a sigmoid or softmax output; use predict")
+        return self._forward(self.check_X(X))[0]
+
+    def predict(self, X: Array) -> Array:
+        """Labels (m,) for classification (0/1, or the class index), values (n_y, m) otherwise."""
+        AL = self._forward(self.check_X(X))[0]
+        if self.output == "sigmoid":
+            return (AL[0] > 0.5).astype(np.int64)
+        if self.output == "softmax":
+            return AL.argmax(axis=0)
+        return AL

@@ -1,0 +1,137 @@
+"""Parameter update rules, keyed by name: gd, momentum, rmsprop, adam.
+
+Each optimizer is created for one model's parameter dict and updates it in place with
+`step(parameters, grads, learning_rate)`; grads use the lecture's names ("dW1", "db1", ...).
+The grads arrays are scratch space for the update and may be overwritten.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hpexp.errors import ConfigError
+
+Array = np.ndarray
+
+__all__ = ["OPTIMIZERS", "Adam", "GradientDescent", "Momentum", "Optimizer", "RMSprop", "make"]
+
+
+class Optimizer:
+    """Base: plain gradient descent, W -= α dW."""
+
+    name = "gd"
+
+    def __init__(self, parameters: dict[str, Array], **hyper: float) -> None:
+        self.t = 0  # number of updates so far (Adam's bias correction needs it)
+
+    def step(self, parameters: dict[str, Array], grads: dict[str, Array], lr: float) -> None:
+        self.t += 1
+        for key, p in parameters.items():
+            self._update(key, p, grads["d" + key], lr)
+
+    def _update(self, key: str, p: Array, g: Array, lr: float) -> None:
+        g *= lr
+        p -= g  # W = W − α dW
+
+
+GradientDescent = Optimizer
+
+
+class Momentum(Optimizer):
+    """v = β v + (1−β) dW;  W −= α v."""
+
+    name = "momentum"
+
+    def __init__(self, parameters: dict[str, Array], *, beta: float = 0.9, **_: float) -> None:
+        super().__init__(parameters)
+        self.beta = beta
+        self.v = {k: np.zeros_like(p) for k, p in parameters.items()}
+
+    def _update(self, key: str, p: Array, g: Array, lr: float) -> None:
+        v = self.v[key]
+        v *= self.beta
+        g *= 1 - self.beta
+        v += g
+        p -= lr * v
+
+
+class RMSprop(Optimizer):
+    """s = β2 s + (1−β2) dW²;  W −= α dW / (√s + ε)."""
+
+    name = "rmsprop"
+
+    def __init__(
+        self, parameters: dict[str, Array], *, beta2: float = 0.999, epsilon: float = 1e-8, **_: float
+    ) -> None:
+        super().__init__(parameters)
+        self.beta2, self.epsilon = beta2, epsilon
+        self.s = {k: np.zeros_like(p) for k, p in parameters.items()}
+
+    def _update(self, key: str, p: Array, g: Array, lr: float) -> None:
+        s = self.s[key]
+        s *= self.beta2
+        s += (1 - self.beta2) * g * g
+        g /= np.sqrt(s) + self.epsilon
+        g *= lr
+        p -= g
+
+
+class Adam(Optimizer):
+    """v, s as momentum and RMSprop, bias-corrected by 1−β^t;  W −= α v̂ / (√ŝ + ε)."""
+
+    name = "adam"
+
+    def __init__(
+        self,
+        parameters: dict[str, Array],
+        *,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        **_: float,
+    ) -> None:
+        super().__init__(parameters)
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.v = {k: np.zeros_like(p) for k, p in parameters.items()}
+        self.s = {k: np.zeros_like(p) for k, p in parameters.items()}
+
+    def step(self, parameters: dict[str, Array], grads: dict[str, Array], lr: float) -> None:
+        self.t += 1
+        # Fold both bias corrections into the step size: α √(1−β2^t) / (1−β1^t).
+        self._lr_t = lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        self._eps_t = self.epsilon * np.sqrt(1 - self.beta2**self.t)
+        for key, p in parameters.items():
+            self._update(key, p, grads["d" + key], lr)
+
+    def _update(self, key: str, p: Array, g: Array, lr: float) -> None:
+        v, s = self.v[key], self.s[key]
+        v *= self.beta1
+        v += (1 - self.beta1) * g
+        g *= g
+        s *= self.beta2
+        g *= 1 - self.beta2
+        s += g
+        np.sqrt(s, out=g)
+        g += self._eps_t
+        np.divide(v, g, out=g)
+        g *= self._lr_t
+        p -= g
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "gd": GradientDescent,
+    "momentum": Momentum,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+}
+
+
+def make(name: str, parameters: dict[str, Array], **hyper: float) -> Optimizer:
+    """An optimizer by name, with its β's and ε from `hyper` (others are ignored)."""
+    try:
+        cls = OPTIMIZERS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}"
+        ) from None
+    return cls(parameters, **hyper)

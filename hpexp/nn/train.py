@@ -1,0 +1,216 @@
+"""The training loop: minibatches, iterations, optimizers, L2, dropout, decay, callbacks.
+
+`iterations` counts parameter updates, the lecture's #iterations; with `batch_size=None` every
+update sees the whole training set (batch gradient descent, as in the lecture).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
+
+import numpy as np
+
+from hpexp.errors import ConfigError
+from hpexp.nn import optim
+from hpexp.nn._memory import keep_freed_memory
+from hpexp.nn.metrics import _evaluate
+from hpexp.nn.model import MLP
+
+Array = np.ndarray
+Callback = Callable[[int, dict[str, float]], bool | None]
+
+__all__ = ["History", "TrainConfig", "train"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one training run; validated on construction."""
+
+    learning_rate: float
+    iterations: int
+    batch_size: int | None = None  # None: full batch
+    optimizer: str = "gd"  # gd | momentum | rmsprop | adam
+    beta: float = 0.9  # momentum's β
+    beta1: float = 0.9  # Adam's first-moment β
+    beta2: float = 0.999  # RMSprop's and Adam's second-moment β
+    epsilon: float = 1e-8
+    l2: float = 0.0  # λ of the L2 penalty λ/(2m) Σ||W||²
+    dropout: float = 0.0  # fraction of hidden units dropped during training
+    lr_decay: float = 0.0  # α = α0 / (1 + lr_decay · epoch)
+    eval_every: int = 10  # evaluate (and call the callback) every this many iterations
+    seed: int = 0  # minibatch shuffling and dropout masks
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, name: str, rule: str) -> None:
+            if not ok:
+                raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+
+        def is_num(v: object) -> bool:
+            return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+
+        def is_int(v: object) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        need(is_num(self.learning_rate) and self.learning_rate > 0, "learning_rate", "> 0")
+        need(math.isfinite(float(self.learning_rate)), "learning_rate", "finite")
+        need(is_int(self.iterations) and self.iterations > 0, "iterations", "an integer > 0")
+        need(
+            self.batch_size is None or (is_int(self.batch_size) and self.batch_size > 0),
+            "batch_size",
+            "a positive integer or None (full batch)",
+        )
+        if self.optimizer not in optim.OPTIMIZERS:
+            raise ConfigError(
+                f"unknown optimizer {self.optimizer!r}; choose one of: "
+                f"{', '.join(optim.OPTIMIZERS)}"
+            )
+        for name in ("beta", "beta1", "beta2"):
+            need(is_num(getattr(self, name)) and 0 <= getattr(self, name) < 1, name, "in [0, 1)")
+        need(is_num(self.epsilon) and self.epsilon > 0, "epsilon", "> 0")
+        need(is_num(self.l2) and self.l2 >= 0, "l2", ">= 0")
+        need(is_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
+        need(is_num(self.lr_decay) and self.lr_decay >= 0, "lr_decay", ">= 0")
+        need(is_int(self.eval_every) and self.eval_every > 0, "eval_every", "an integer > 0")
+        need(is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class History:
+    """What happened during training.
+
+    `costs[t]` is the training cost J at update t+1 (on that update's minibatch, with the L2 term).
+    `metrics[name][i]` was measured at iteration `eval_steps[i]`: "cost" (training), and with
+    validation data "val_cost" plus "val_accuracy" or "val_rmse", "val_r2", ...
+    `stop_reason` is "completed", "stopped" (the callback asked) or "diverged" (non-finite
+    cost or parameters; the parameters are rolled back to the last finite evaluation, and
+    `costs` ends with one extra, non-finite entry).
+    """
+
+    costs: Array
+    eval_steps: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    stop_reason: str = "completed"
+    iterations_run: int = 0
+    seconds: float = 0.0
+
+    def last(self) -> dict[str, float]:
+        """The most recent value of every evaluated metric."""
+        return {k: v[-1] for k, v in self.metrics.items() if v}
+
+
+def train(
+    model: MLP,
+    X: Array,
+    Y: Array,
+    *,
+    X_val: Array | None = None,
+    Y_val: Array | None = None,
+    callback: Callback | None = None,
+    config: TrainConfig | None = None,
+    **settings: object,
+) -> History:
+    """Train `model` in place on X (n_x, m), Y (n_y, m); return the History.
+
+    Settings are TrainConfig's fields (learning_rate and iterations are required), given either
+    as keywords or as `config`. `callback(step, metrics)` runs at every evaluation; returning
+    True stops training (stop_reason "stopped").
+    """
+    if config is None:
+        unknown = set(settings) - set(TrainConfig.names())
+        if unknown:
+            raise ConfigError(
+                f"unknown training setting(s) {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(TrainConfig.names())}"
+            )
+        missing = [
+            f.name for f in fields(TrainConfig) if f.default is MISSING and f.name not in settings
+        ]
+        if missing:
+            raise ConfigError(
+                f"missing training setting(s) {', '.join(missing)}; give them as keywords"
+            )
+        config = TrainConfig(**settings)  # type: ignore[arg-type]
+    elif settings:
+        raise ConfigError("give training settings either as config=TrainConfig(...) or keywords")
+    X = model.check_X(X, "X")
+    m = X.shape[1]
+    Y = model.check_Y(Y, m, "Y")
+    if (X_val is None) != (Y_val is None):
+        raise ConfigError("give both X_val and Y_val, or neither")
+    if X_val is not None:
+        X_val = model.check_X(X_val, "X_val")
+        Y_val = model.check_Y(Y_val, X_val.shape[1], "Y_val")
+        if X_val.shape[1] == 0:
+            X_val = Y_val = None
+
+    keep_freed_memory()
+    c = config
+    rng = np.random.default_rng(c.seed)
+    B = m if c.batch_size is None else min(c.batch_size, m)
+    batches_per_epoch = math.ceil(m / B)
+    opt = optim.make(
+        c.optimizer, model.parameters, beta=c.beta, beta1=c.beta1, beta2=c.beta2, epsilon=c.epsilon
+    )
+    history = History(costs=np.full(c.iterations + 1, np.nan))
+    snapshot = {k: p.copy() for k, p in model.parameters.items()}
+    start = time.perf_counter()
+    Xs, Ys = X, Y
+    t = 0
+    while t < c.iterations:
+        # -- one epoch: shuffle once, then consecutive minibatches (views, no copies) ---------
+        if B < m:
+            perm = rng.permutation(m)
+            Xs, Ys = X[:, perm], Y[:, perm]
+        for j in range(batches_per_epoch):
+            if t >= c.iterations:
+                break
+            Xb, Yb = Xs[:, j * B : (j + 1) * B], Ys[:, j * B : (j + 1) * B]
+            lr = c.learning_rate / (1.0 + c.lr_decay * (t // batches_per_epoch))
+
+            # forward
+            AL, caches = model._forward(Xb, c.dropout, rng)
+            cost = model.cost(AL, Yb, l2=c.l2)
+            history.costs[t] = cost
+            if not math.isfinite(cost):
+                model.parameters = snapshot
+                history.stop_reason = "diverged"
+                break
+            # backward
+            grads = model.backward(AL, Yb, caches, l2=c.l2, input_grad=False)
+            # update
+            opt.step(model.parameters, grads, lr)
+            t += 1
+
+            # evaluate
+            if t % c.eval_every == 0 or t == c.iterations:
+                if not all(np.isfinite(p).all() for p in model.parameters.values()):
+                    # this update overflowed; without a next step the cost check cannot see it
+                    model.parameters = snapshot
+                    history.stop_reason = "diverged"
+                    break
+                snapshot = {k: p.copy() for k, p in model.parameters.items()}
+                metrics = {"cost": cost}
+                if X_val is not None and Y_val is not None:
+                    metrics |= {f"val_{k}": v for k, v in _evaluate(model, X_val, Y_val).items()}
+                history.eval_steps.append(t)
+                for name, value in metrics.items():
+                    history.metrics.setdefault(name, []).append(value)
+                if callback is not None and callback(t, metrics):
+                    history.stop_reason = "stopped"
+                    break
+        if history.stop_reason != "completed":
+            break
+    history.iterations_run = t
+    history.costs = history.costs[: t + (history.stop_reason == "diverged")]
+    history.seconds = time.perf_counter() - start
+    return history

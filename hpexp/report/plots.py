@@ -1,0 +1,185 @@
+"""PNG figures of an Optuna study, drawn with `optuna.visualization.matplotlib`.
+
+`save_study_plots(study, out_dir)` writes what the study can show and skips the rest:
+
+    optimization_history.png   objective of each complete trial and the best so far
+    param_importances.png      fANOVA importance of each hyperparameter (seeded)
+    parallel_coordinate.png    each complete trial's hyperparameters and objective
+    learning_curves.png        the validation metric reported at each iteration, per trial
+    pareto_front.png           multi-objective studies only
+
+Multi-objective studies get the history, importances and parallel coordinates of their first
+objective. Plotting leaves global matplotlib settings as they were (optuna applies a style sheet;
+it is undone), picks the Agg backend only when no backend was chosen yet, and closes every figure
+it opens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import optuna
+from optuna.importance import FanovaImportanceEvaluator
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["IMPORTANCE_SEED", "MAX_LEGEND_TRIALS", "save_study_plots"]
+
+#: Seed of the fANOVA importance evaluator, so the same study gives the same figure.
+IMPORTANCE_SEED = 0
+#: Learning curves of more trials than this are drawn without a legend.
+MAX_LEGEND_TRIALS = 10
+_DPI = 100
+
+_logger = logging.getLogger(__name__)
+
+Draw = Callable[[], Any]  # returns the Axes of one figure
+
+
+def save_study_plots(
+    study: optuna.Study, out_dir: str | os.PathLike[str], *, target_name: str = "value"
+) -> list[Path]:
+    """Write the study's figures as PNG files in `out_dir`; return the paths written.
+
+    `target_name` labels the objective (the first objective of a multi-objective study). A
+    figure the study cannot fill (no complete trial, a single complete trial for importances and
+    parallel coordinates, no reported intermediate values, ...) is skipped, never written empty.
+    """
+    out = Path(out_dir)
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    multi = len(study.directions) > 1
+    target: Callable[[FrozenTrial], float] | None = (lambda t: t.values[0]) if multi else None
+    common = {"target": target, "target_name": target_name}
+
+    plots: list[tuple[str, Draw]] = []
+    vis = optuna.visualization.matplotlib
+    if complete:
+        plots.append(
+            ("optimization_history", lambda: vis.plot_optimization_history(study, **common))
+        )
+    params = _importance_params(complete)
+    if len(complete) >= 2 and params:
+        evaluator = FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
+        plots.append(
+            (
+                "param_importances",
+                lambda: vis.plot_param_importances(study, evaluator=evaluator, **common),
+            )
+        )
+    n_params = len({name for t in complete for name in t.params})
+    if len(complete) >= 2 and n_params:
+        plots.append(("parallel_coordinate", lambda: _parallel(study, n_params, common)))
+    curves = [t for t in trials if t.intermediate_values]
+    if curves:
+        plots.append(("learning_curves", lambda: _learning_curves(study, target_name, curves)))
+    if multi and complete:
+        plots.append(("pareto_front", lambda: _pareto_front(study, target_name)))
+
+    written = []
+    with _plotting():
+        for name, draw in plots:
+            path = _save(draw, out / f"{name}.png", name)
+            if path is not None:
+                written.append(path)
+    return written
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+
+def _parallel(study: optuna.Study, n_params: int, common: dict[str, Any]) -> Any:
+    ax = optuna.visualization.matplotlib.plot_parallel_coordinate(study, **common)
+    width, height = ax.figure.get_size_inches()
+    ax.figure.set_size_inches(max(width, 1.5 * (n_params + 1)), height)  # room for every axis
+    return ax
+
+
+def _learning_curves(study: optuna.Study, target_name: str, curves: Sequence[FrozenTrial]) -> Any:
+    ax = optuna.visualization.matplotlib.plot_intermediate_values(study)
+    ax.set_title("Learning curves")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(target_name)
+    legend = ax.get_legend()
+    if legend is not None and len(curves) > MAX_LEGEND_TRIALS:
+        legend.remove()  # one entry per trial would crowd out the curves
+    return ax
+
+
+def _pareto_front(study: optuna.Study, target_name: str) -> Any:
+    n = len(study.directions)
+    names = list(study.metric_names or [])
+    if len(names) != n:
+        names = [target_name] + [f"objective {k}" for k in range(1, n)]
+    if n <= 3:
+        return optuna.visualization.matplotlib.plot_pareto_front(study, target_names=names)
+    # optuna draws 2 or 3 objectives; show the first two
+    return optuna.visualization.matplotlib.plot_pareto_front(
+        study, target_names=names[:2], targets=lambda t: (t.values[0], t.values[1])
+    )
+
+
+def _importance_params(complete: Sequence[FrozenTrial]) -> list[str]:
+    """Parameters every complete trial has and that take more than one value."""
+    if not complete:
+        return []
+    names = set(complete[0].distributions)
+    for t in complete[1:]:
+        names &= set(t.distributions)
+    return sorted(
+        name
+        for name in names
+        if not complete[0].distributions[name].single()
+        and len({repr(t.params[name]) for t in complete}) > 1
+    )
+
+
+# -- drawing and saving --------------------------------------------------------------------------
+
+
+@contextmanager
+def _plotting() -> Iterator[None]:
+    """Agg if no backend was chosen; optuna's warnings off; rcParams restored afterwards."""
+    if matplotlib.get_backend(auto_select=False) is None:
+        matplotlib.use("Agg")
+    with (
+        warnings.catch_warnings(),
+        matplotlib.rc_context(),  # undoes optuna's plt.style.use("ggplot")
+    ):
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _save(draw: Draw, path: Path, name: str) -> Path | None:
+    """Draw one figure and write it to `path`; None (and no file) when it has nothing to show."""
+    import matplotlib.pyplot as plt
+
+    before = set(plt.get_fignums())
+    try:
+        ax = draw()
+        if not _has_content(ax):
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            ax.figure.savefig(path, dpi=_DPI, bbox_inches="tight")
+        except Exception:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+    except Exception as e:  # a figure that cannot be drawn must not stop the report
+        _logger.warning("skipped %s.png: %s: %s", name, type(e).__name__, e)
+        return None
+    finally:
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+
+
+def _has_content(ax: Any) -> bool:
+    axes = ax.figure.get_axes() if hasattr(ax, "figure") else []
+    return any(a.has_data() for a in axes)

@@ -1,0 +1,94 @@
+"""Optuna samplers, pruners and storages from the names and options in a study file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from hpexp.errors import SpecError
+
+__all__ = ["constructor", "make_pruner", "make_sampler", "make_storage", "redact_url"]
+
+
+def constructor(kind: str, name: str) -> Any:
+    """The Optuna class behind sampler/pruner `name` (validated names only)."""
+    if kind == "sampler":
+        return {
+            "tpe": optuna.samplers.TPESampler,
+            "random": optuna.samplers.RandomSampler,
+            "grid": optuna.samplers.GridSampler,
+            "cmaes": optuna.samplers.CmaEsSampler,
+            "qmc": optuna.samplers.QMCSampler,
+            "nsga2": optuna.samplers.NSGAIISampler,
+        }[name]
+    return {
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "none": optuna.pruners.NopPruner,
+    }[name]
+
+
+def make_sampler(
+    options: dict[str, Any], seed: int, grid: dict[str, list] | None = None
+) -> optuna.samplers.BaseSampler:
+    """A seeded sampler; `grid` is the search space the grid sampler enumerates."""
+    options = dict(options)
+    name = options.pop("name")
+    options.setdefault("seed", seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid or {}, **options)
+    if name == "tpe":
+        options.setdefault("multivariate", True)
+        options.setdefault("group", True)  # conditional spaces: per-layer units exist by depth
+    if name == "cmaes":
+        options.setdefault("warn_independent_sampling", False)
+    if name == "qmc":
+        options.setdefault("warn_independent_sampling", False)
+    return constructor("sampler", name)(**options)
+
+
+def make_pruner(options: dict[str, Any]) -> optuna.pruners.BasePruner:
+    """A pruner by name; median waits for 5 finished trials before it prunes."""
+    options = dict(options)
+    name = options.pop("name")
+    return constructor("pruner", name)(**options)
+
+
+def storage_kind(url: str) -> str:
+    """"journal" for a path (the embedded default), "rdb" for a database URL."""
+    if "://" in url:
+        return "rdb"
+    return "journal"
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna storage for a database URL (sqlite:///, postgresql://, mysql://) or a journal
+    file path (the embedded default; safe for several local worker processes)."""
+    if storage_kind(url) == "rdb":
+        try:
+            return optuna.storages.RDBStorage(url)
+        except Exception as e:  # bad driver, unreachable server, bad URL
+            raise SpecError(f"storage '{redact_url(url)}': cannot open ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]})") from None  # fmt: skip
+    from optuna.storages.journal import JournalFileBackend
+
+    path = Path(url.removeprefix("journal:"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ***, safe to print or log."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

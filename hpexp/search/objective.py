@@ -1,0 +1,206 @@
+"""The objective Optuna calls once per trial: suggest, train, report, prune, record, return.
+
+Each trial trains `repeats` networks with seeds derived from (study seed, trial number, repeat)
+and returns the mean of the validation metric (its std is recorded). The first repeat reports
+its validation metric to Optuna at every evaluation (step = iteration), so the pruner can stop
+hopeless trials. Test metrics are computed for reporting only, never returned to Optuna.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from hpexp.data import Dataset
+from hpexp.nn import MLP, History, evaluate, save_model, train
+from hpexp.search.space import TrialSetup, resolve, suggest
+from hpexp.search.spec import StudySpec
+from hpexp.tracking.tracker import StudyTracker
+
+__all__ = ["Objective", "TrialDiverged", "model_metadata", "trial_seed", "worker_id"]
+
+
+class TrialDiverged(Exception):
+    """Training produced a non-finite cost; the trial fails with this reason and the study goes on."""
+
+
+def trial_seed(study_seed: int, number: int, repeat: int) -> int:
+    """A 32-bit seed determined by (study seed, trial number, repeat index)."""
+    return int(np.random.SeedSequence([study_seed, number, repeat]).generate_state(1)[0])
+
+
+def worker_id() -> str:
+    """host:pid of this process, recorded on each trial to recognise trials left by a dead one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def model_metadata(ds: Dataset, spec: StudySpec, number: int, values: dict[str, Any]) -> dict:
+    """What a saved model needs to predict from raw rows: feature order, standardization, class
+    names and target scale; plus where it came from."""
+
+    def col(a: np.ndarray | None) -> list[float] | None:
+        return None if a is None else [float(x) for x in np.asarray(a).ravel()]
+
+    return {
+        "task": ds.task,
+        "dataset": ds.name,
+        "feature_names": list(ds.feature_names),
+        "x_mean": col(ds.x_mean),
+        "x_std": col(ds.x_std),
+        "class_names": list(ds.class_names),
+        "target_names": [ds.target_name] if ds.n_y == 1 else
+                        [f"{ds.target_name}_{i}" for i in range(ds.n_y)],  # fmt: skip
+        "target_mean": col(ds.target_mean),
+        "target_std": col(ds.target_std),
+        "study": spec.name,
+        "trial": number,
+        "params": {k: v for k, v in values.items()},
+    }
+
+
+@dataclass
+class _Run:
+    model: MLP
+    history: History
+    setup: TrialSetup
+
+
+class Objective:
+    """Callable for `study.optimize`; records every trial in MLflow through `tracker`."""
+
+    def __init__(self, spec: StudySpec, dataset: Dataset, tracker: StudyTracker) -> None:
+        self.spec, self.ds, self.tracker = spec, dataset, tracker
+        self.worker = worker_id()
+        dtype = spec.setting("dtype")
+        # Convert once, not once per trial.
+        self.data = {
+            split: np.ascontiguousarray(getattr(dataset, split), dtype=dtype)
+            for split in ("X_train", "Y_train", "X_val", "Y_val", "X_test", "Y_test")
+        }
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        spec = self.spec
+        params = suggest(trial, spec)
+        first = self._setup(params, trial.number, 0)
+        trial.set_user_attr("worker", self.worker)
+        run_id = self.tracker.start_trial(
+            trial.number,
+            params={**first.values, **params, "layer_dims": first.model["layer_dims"]},
+            tags={"hpexp.seed": str(first.model["seed"]), "hpexp.repeats": str(spec.repeats)},
+        )
+        trial.set_user_attr("mlflow_run_id", run_id)
+        runs: list[_Run] = []
+        try:
+            for repeat in range(spec.repeats):
+                setup = first if repeat == 0 else self._setup(params, trial.number, repeat)
+                runs.append(self._train(trial, setup, report=repeat == 0))
+                if runs[-1].history.stop_reason != "completed":
+                    break
+            self.tracker.log_curves(run_id, self._curves(runs[0].history))
+            return self._finish(trial, run_id, runs)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            self._fail(trial, run_id, "interrupted")
+            raise
+        except TrialDiverged as e:
+            self._fail(trial, run_id, str(e))
+            raise
+        except Exception as e:
+            detail = traceback.format_exception_only(type(e), e)[-1].strip()
+            self._fail(trial, run_id, f"error: {detail}")
+            raise
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _setup(self, params: dict[str, Any], number: int, repeat: int) -> TrialSetup:
+        seed = trial_seed(self.spec.seed, number, repeat)
+        return resolve(self.spec, params, self.ds.task, self.ds.n_x, self.ds.n_y, seed)
+
+    def _train(self, trial: optuna.Trial, setup: TrialSetup, report: bool) -> _Run:
+        metric = "val_" + self.spec.metric.removeprefix("val_")
+        single = not self.spec.multi_objective
+
+        def on_eval(step: int, metrics: dict[str, float]) -> bool:
+            value = metrics.get(metric)
+            if not report or not single or value is None or not np.isfinite(value):
+                return False
+            trial.report(value, step)
+            return trial.should_prune()
+
+        d = self.data
+        model = MLP(**setup.model)
+        history = train(
+            model, d["X_train"], d["Y_train"], X_val=d["X_val"], Y_val=d["Y_val"],
+            callback=on_eval, config=setup.train,
+        )  # fmt: skip
+        return _Run(model, history, setup)
+
+    @staticmethod
+    def _curves(history: History) -> dict[str, tuple[list[int], list[float]]]:
+        """Training cost at every iteration and validation metrics at every evaluation, with
+        non-finite points left out (MLflow stores numbers only)."""
+        raw = {"train_cost": (range(1, len(history.costs) + 1), history.costs)}
+        raw |= {k: (history.eval_steps, v) for k, v in history.metrics.items() if k != "cost"}
+        curves = {}
+        for name, (steps, values) in raw.items():
+            kept = [(int(s), float(v)) for s, v in zip(steps, values, strict=True) if np.isfinite(v)]
+            curves[name] = ([s for s, _ in kept], [v for _, v in kept])
+        return curves
+
+    def _finish(self, trial: optuna.Trial, run_id: str, runs: list[_Run]) -> float | list[float]:
+        spec, last = self.spec, runs[-1]
+        stop = last.history.stop_reason
+        trial.set_user_attr("stop_reason", stop)
+        trial.set_user_attr("iterations_run", last.history.iterations_run)
+        if stop == "diverged":
+            at = last.history.iterations_run + 1
+            raise TrialDiverged(f"diverged: non-finite cost at iteration {at}")
+        if stop == "stopped":
+            step = last.history.eval_steps[-1] if last.history.eval_steps else 0
+            self.tracker.finish_trial(
+                run_id, "PRUNED", metrics=self._final(runs[:1]),
+                tags={"hpexp.pruned_at": str(step)},
+            )  # fmt: skip
+            raise optuna.TrialPruned(f"pruned at iteration {step}")
+        final = self._final(runs)
+        for name, value in final.items():
+            trial.set_user_attr(name, value)
+        with tempfile.TemporaryDirectory(prefix="hpexp-trial-") as tmp:
+            model = runs[0].model
+            model.metadata = model_metadata(self.ds, spec, trial.number, runs[0].setup.values)
+            save_model(model, Path(tmp) / "model" / "model")
+            self.tracker.finish_trial(run_id, "COMPLETE", metrics=final, artifacts=Path(tmp))
+        values = [final[o.metric] for o in spec.objectives]
+        return values[0] if len(values) == 1 else values
+
+    def _final(self, runs: list[_Run]) -> dict[str, float]:
+        """Mean (and std over repeats) of the final validation and test metrics, plus size and
+        training time."""
+        rows = []
+        for run in runs:
+            row = {f"val_{k}": v for k, v in evaluate(run.model, self.data["X_val"],
+                                                       self.data["Y_val"]).items()}  # fmt: skip
+            if self.data["X_test"].shape[1]:
+                row |= {f"test_{k}": v for k, v in evaluate(run.model, self.data["X_test"],
+                                                            self.data["Y_test"]).items()}  # fmt: skip
+            row["train_cost"] = float(run.history.costs[-1]) if len(run.history.costs) else np.nan
+            row["train_seconds"] = run.history.seconds
+            row["n_params"] = run.model.n_params
+            rows.append(row)
+        out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        if len(rows) > 1:
+            out[f"{self.spec.metric}_std"] = float(np.std([r[self.spec.metric] for r in rows]))
+        return out
+
+    def _fail(self, trial: optuna.Trial, run_id: str, reason: str) -> None:
+        trial.set_user_attr("fail_reason", reason)
+        self.tracker.finish_trial(run_id, "FAIL", tags={"hpexp.fail_reason": reason[:5000]})
