@@ -14,6 +14,8 @@ import argparse
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
+from itertools import pairwise
 
 import numpy as np
 
@@ -66,7 +68,7 @@ def run_gemm_floor(X: np.ndarray, y: np.ndarray, dims: list[int], dtype: str, ep
     W[l] A[l-1] for every layer, backward dZ A_prevᵀ for every layer, Wᵀ dZ for layers 2..L."""
     rng = np.random.default_rng(0)
     m = X.shape[0]
-    Ws = [rng.standard_normal((n, k)).astype(dtype) for k, n in zip(dims, dims[1:], strict=False)]
+    Ws = [rng.standard_normal((n, k)).astype(dtype) for k, n in pairwise(dims)]
     sizes = [BATCH] * (m // BATCH) + ([m % BATCH] if m % BATCH else [])
     acts = {b: [rng.standard_normal((n, b)).astype(dtype) for n in dims] for b in set(sizes)}
     for _ in range(epochs):
@@ -110,7 +112,7 @@ def run_torch(X: np.ndarray, y: np.ndarray, dims: list[int], dtype: str, epochs:
     tdtype = getattr(torch, dtype)
     torch.manual_seed(0)
     layers: list[torch.nn.Module] = []
-    for k, n in zip(dims[:-2], dims[1:-1], strict=False):
+    for k, n in pairwise(dims[:-1]):
         layers += [torch.nn.Linear(k, n), torch.nn.ReLU()]
     layers.append(torch.nn.Linear(dims[-2], dims[-1]))
     net = torch.nn.Sequential(*layers).to(tdtype)
@@ -162,15 +164,17 @@ def main() -> None:
     Xb, yb = rng.random((8192, 784)), rng.integers(0, 10, 8192)
     workloads.append(("random 8192×784 " + str(big_dims), Xb, yb, big_dims))
 
-    print(f"{updates(X.shape[0], epochs)} updates of batch {BATCH} on the reference workload, "
-          f"best of {args.repeats}; times in seconds\n")
+    print(
+        f"{updates(X.shape[0], epochs)} updates of batch {BATCH} on the reference workload, "
+        f"best of {args.repeats}; times in seconds\n"
+    )
     header = f"{'workload':<40} {'dtype':<8}" + "".join(f"{n:>14}" for n in contestants)
     ratios = "".join(f"{'hpexp/' + n:>18}" for n in contestants if n != "hpexp")
     print(header + ratios)
     for title, Xw, yw, dims in workloads:
         for dtype in ("float32", "float64"):
             times = {
-                name: best_time(lambda f=fn: f(Xw, yw, dims, dtype, epochs), args.repeats)
+                name: best_time(partial(fn, Xw, yw, dims, dtype, epochs), args.repeats)
                 for name, fn in contestants.items()
             }
             row = f"{title:<40} {dtype:<8}" + "".join(f"{t:>14.3f}" for t in times.values())
@@ -178,8 +182,10 @@ def main() -> None:
                 f"{times['hpexp'] / t:>17.2f}×" for n, t in times.items() if n != "hpexp"
             )
             print(row, flush=True)
-    print("\nTargets (reference workload): float32 hpexp ≤ 0.9× PyTorch, ≤ 0.6× scikit-learn, "
-          "≤ 1.5× the GEMM floor; float64 ≤ 1.0× PyTorch.")
+    print(
+        "\nTargets (reference workload): float32 hpexp ≤ 0.9× PyTorch, ≤ 0.6× scikit-learn, "
+        "≤ 1.5× the GEMM floor; float64 ≤ 1.0× PyTorch."
+    )
 
 
 if __name__ == "__main__":

@@ -13,14 +13,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from hpexp.errors import HpexpError
+from hpexp.errors import DataError, HpexpError
 
 DEFAULT_PORT = 5000
 
 
 def _places(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", help="Optuna storage: a journal file path (default "
-                   "optuna.journal) or a database URL (sqlite:///x.db, postgresql://...)")  # fmt: skip
+    p.add_argument(
+        "--storage",
+        help="Optuna storage: a journal file path (default optuna.journal) or a database URL "
+        "(sqlite:///x.db, postgresql://...)",
+    )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
 
 
@@ -39,8 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("study", help="study file (studies/quickstart.yaml) or name under studies/")
     run.add_argument("--n-trials", type=int, help="total finished trials to reach")
     run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a study-file field, e.g. --set fixed.optimizer=adam")  # fmt: skip
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study-file field, e.g. --set fixed.optimizer=adam",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     _places(run)
 
@@ -80,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except HpexpError as e:
-        print(f"hpexp: error: {e}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        print(f"hpexp: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -153,7 +163,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model = hpexp.load_model(args.model)
     table = predict_csv(model, args.data)
     if args.output:
-        table.to_csv(args.output, index=False)
+        try:
+            table.to_csv(args.output, index=False)
+        except OSError as e:
+            raise DataError(
+                f"cannot write predictions to '{args.output}' ({e.strerror or e}); "
+                "check that its folder exists and is writable"
+            ) from None
         print(f"wrote {len(table)} predictions to {args.output}", file=sys.stderr)
     else:
         table.to_csv(sys.stdout, index=False)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from hpexp.errors import DataError
+from hpexp.errors import ConfigError, DataError
 from hpexp.nn.model import MLP
 
 __all__ = ["load_model", "save_model"]
@@ -32,7 +33,7 @@ def save_model(model: MLP, path: str | os.PathLike[str]) -> Path:
     npz, meta = _paths(path)
     npz.parent.mkdir(parents=True, exist_ok=True)
     tmp_npz = npz.with_name(npz.name + ".tmp.npz")
-    np.savez(tmp_npz, **model.parameters)
+    np.savez(tmp_npz, **model.parameters)  # type: ignore[arg-type]
     doc = {"format": FORMAT, "model": model.config(), "metadata": model.metadata}
     tmp_meta = meta.with_name(meta.name + ".tmp")
     tmp_meta.write_text(json.dumps(doc, indent=2, sort_keys=True))
@@ -59,6 +60,11 @@ def load_model(path: str | os.PathLike[str]) -> MLP:
             params = {k: arrays[k] for k in arrays.files}
     except ValueError as e:  # object arrays need pickle, which is refused
         raise DataError(f"model file '{npz}' holds non-numeric arrays ({e})") from None
-    model.parameters = params
+    except (OSError, zipfile.BadZipFile) as e:
+        raise DataError(f"model file '{npz}' is not a readable .npz file ({e})") from None
+    try:
+        model.parameters = params
+    except ConfigError as e:
+        raise DataError(f"model file '{npz}' does not fit its architecture: {e}") from None
     model.metadata = dict(doc.get("metadata") or {})
     return model

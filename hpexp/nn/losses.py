@@ -85,7 +85,9 @@ OUTPUTS: dict[str, Output] = {
         _binary_cross_entropy,
         _check_probabilities,
     ),
-    "softmax": Output("softmax", "multiclass", _softmax, _categorical_cross_entropy, _check_one_hot),
+    "softmax": Output(
+        "softmax", "multiclass", _softmax, _categorical_cross_entropy, _check_one_hot
+    ),
     "linear": Output("linear", "regression", lambda Z: Z, _half_mean_squared_error, _check_any),
 }
 

@@ -52,8 +52,10 @@ class MLP:
         seed: int = 0,
         dtype: str = "float64",
     ) -> None:
-        dims = list(layer_dims) if isinstance(layer_dims, Sequence) else []
-        if len(dims) < 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in dims):
+        dims = list(layer_dims) if isinstance(layer_dims, (Sequence, np.ndarray)) else []
+        if len(dims) < 2 or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in dims
+        ):
             raise ConfigError(
                 f"layer_dims must list at least two positive integers [n_x, ..., n_y], "
                 f"got {layer_dims!r}"
@@ -118,7 +120,7 @@ class MLP:
 
     @property
     def task(self) -> str:
-        """"binary", "multiclass" or "regression", from the output layer."""
+        """ "binary", "multiclass" or "regression", from the output layer."""
         return self._out.task
 
     def config(self) -> dict:
@@ -243,7 +245,7 @@ class MLP:
         ones = np.ones((m, 1), dtype=AL.dtype)
         dZ = AL - Y  # dZ[L]
         for l in range(self.L, 0, -1):
-            A_prev, W, b, Z, A, mask = caches[l - 1]
+            A_prev, W, _, Z, A, mask = caches[l - 1]
             if l < self.L:
                 dA = grads[f"dA{l}"]
                 if mask is not None:

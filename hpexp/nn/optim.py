@@ -61,7 +61,12 @@ class RMSprop(Optimizer):
     name = "rmsprop"
 
     def __init__(
-        self, parameters: dict[str, Array], *, beta2: float = 0.999, epsilon: float = 1e-8, **_: float
+        self,
+        parameters: dict[str, Array],
+        *,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        **_: float,
     ) -> None:
         super().__init__(parameters)
         self.beta2, self.epsilon = beta2, epsilon

@@ -147,7 +147,7 @@ def train(
     Y = model.check_Y(Y, m, "Y")
     if (X_val is None) != (Y_val is None):
         raise ConfigError("give both X_val and Y_val, or neither")
-    if X_val is not None:
+    if X_val is not None and Y_val is not None:
         X_val = model.check_X(X_val, "X_val")
         Y_val = model.check_Y(Y_val, X_val.shape[1], "Y_val")
         if X_val.shape[1] == 0:
@@ -168,7 +168,7 @@ def train(
     t = 0
     while t < c.iterations:
         # -- one epoch: shuffle once, then consecutive minibatches (views, no copies) ---------
-        if B < m:
+        if m > B:
             perm = rng.permutation(m)
             Xs, Ys = X[:, perm], Y[:, perm]
         for j in range(batches_per_epoch):

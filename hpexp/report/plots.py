@@ -17,6 +17,7 @@ it opens.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +41,7 @@ _DPI = 100
 _logger = logging.getLogger(__name__)
 
 Draw = Callable[[], Any]  # returns the Axes of one figure
+Target = Callable[[FrozenTrial], float]
 
 
 def save_study_plots(
@@ -49,33 +51,46 @@ def save_study_plots(
 
     `target_name` labels the objective (the first objective of a multi-objective study). A
     figure the study cannot fill (no complete trial, a single complete trial for importances and
-    parallel coordinates, no reported intermediate values, ...) is skipped, never written empty.
+    parallel coordinates, no reported intermediate values, ...) is skipped, never written empty;
+    complete trials whose objective is not finite count as missing.
     """
     out = Path(out_dir)
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    # complete trials with finite objectives: optuna leaves out the rest (e.g. diverged runs)
+    complete = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and all(math.isfinite(v) for v in t.values or ())
+    ]
     multi = len(study.directions) > 1
-    target: Callable[[FrozenTrial], float] | None = (lambda t: t.values[0]) if multi else None
-    common = {"target": target, "target_name": target_name}
+    target: Target | None = (lambda t: t.values[0]) if multi else None
 
     plots: list[tuple[str, Draw]] = []
     vis = optuna.visualization.matplotlib
     if complete:
         plots.append(
-            ("optimization_history", lambda: vis.plot_optimization_history(study, **common))
+            (
+                "optimization_history",
+                lambda: vis.plot_optimization_history(
+                    study, target=target, target_name=target_name
+                ),
+            )
         )
-    params = _importance_params(complete)
-    if len(complete) >= 2 and params:
+    if len(complete) >= 2 and _importance_params(complete):
         evaluator = FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
         plots.append(
             (
                 "param_importances",
-                lambda: vis.plot_param_importances(study, evaluator=evaluator, **common),
+                lambda: vis.plot_param_importances(
+                    study, evaluator=evaluator, target=target, target_name=target_name
+                ),
             )
         )
     n_params = len({name for t in complete for name in t.params})
     if len(complete) >= 2 and n_params:
-        plots.append(("parallel_coordinate", lambda: _parallel(study, n_params, common)))
+        plots.append(
+            ("parallel_coordinate", lambda: _parallel(study, n_params, target, target_name))
+        )
     curves = [t for t in trials if t.intermediate_values]
     if curves:
         plots.append(("learning_curves", lambda: _learning_curves(study, target_name, curves)))
@@ -94,10 +109,13 @@ def save_study_plots(
 # -- figures -------------------------------------------------------------------------------------
 
 
-def _parallel(study: optuna.Study, n_params: int, common: dict[str, Any]) -> Any:
-    ax = optuna.visualization.matplotlib.plot_parallel_coordinate(study, **common)
-    width, height = ax.figure.get_size_inches()
-    ax.figure.set_size_inches(max(width, 1.5 * (n_params + 1)), height)  # room for every axis
+def _parallel(study: optuna.Study, n_params: int, target: Target | None, target_name: str) -> Any:
+    ax = optuna.visualization.matplotlib.plot_parallel_coordinate(
+        study, target=target, target_name=target_name
+    )
+    fig: Any = ax.figure
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(max(width, 1.5 * (n_params + 1)), height)  # room for every axis
     return ax
 
 
@@ -146,14 +164,23 @@ def _importance_params(complete: Sequence[FrozenTrial]) -> list[str]:
 @contextmanager
 def _plotting() -> Iterator[None]:
     """Agg if no backend was chosen; optuna's warnings off; rcParams restored afterwards."""
-    if matplotlib.get_backend(auto_select=False) is None:
+    if not _backend_chosen():
         matplotlib.use("Agg")
     with (
         warnings.catch_warnings(),
         matplotlib.rc_context(),  # undoes optuna's plt.style.use("ggplot")
     ):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # a parameter with one value gives a flat axis; matplotlib widens it and says so
+        warnings.filterwarnings("ignore", "Attempting to set identical", UserWarning)
         yield
+
+
+def _backend_chosen() -> bool:
+    try:
+        return matplotlib.get_backend(auto_select=False) is not None
+    except TypeError:  # matplotlib < 3.10 cannot tell without choosing one; leave it be
+        return True
 
 
 def _save(draw: Draw, path: Path, name: str) -> Path | None:

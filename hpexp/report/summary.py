@@ -15,7 +15,7 @@ __all__ = ["summary", "top_trials"]
 def top_trials(result: StudyResult, k: int = 5) -> pd.DataFrame:
     """The k best completed trials: objective, test metric(s), searched params, duration."""
     trials = result.trials
-    if trials.empty or "value" not in trials and not result.spec.multi_objective:
+    if trials.empty or ("value" not in trials and not result.spec.multi_objective):
         return trials.head(0)
     done = trials[trials["state"] == "COMPLETE"]
     key = "value" if "value" in done else f"value_{result.spec.metric}"
@@ -39,13 +39,17 @@ def summary(result: StudyResult) -> str:
         f"{counts.get('FAIL', 0)} failed)"
     ]
     if result._has_best():
-        with pd.option_context("display.width", 160, "display.max_columns", 20,
-                               "display.float_format", "{:.4g}".format):  # fmt: skip
+        with pd.option_context(
+            "display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format
+        ):
             lines.append(top_trials(result).to_string(index=False))
         best = result.best_trial
         m = result.best_metrics
-        tests = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("test_")
-                          and not k.endswith("_cost"))  # fmt: skip
+        tests = ", ".join(
+            f"{k} {v:.4f}"
+            for k, v in m.items()
+            if k.startswith("test_") and not k.endswith("_cost")
+        )
         lines.append(
             f"best trial {best.number}: {result.spec.metric} {result.best_value:.4f}"
             + (f"; {tests}" if tests else "")

@@ -58,7 +58,7 @@ def make_pruner(options: dict[str, Any]) -> optuna.pruners.BasePruner:
 
 
 def storage_kind(url: str) -> str:
-    """"journal" for a path (the embedded default), "rdb" for a database URL."""
+    """ "journal" for a path (the embedded default), "rdb" for a database URL."""
     if "://" in url:
         return "rdb"
     return "journal"
@@ -71,8 +71,10 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         try:
             return optuna.storages.RDBStorage(url)
         except Exception as e:  # bad driver, unreachable server, bad URL
-            raise SpecError(f"storage '{redact_url(url)}': cannot open ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200]})") from None  # fmt: skip
+            raise SpecError(
+                f"storage '{redact_url(url)}': cannot open ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200]})"
+            ) from None
     from optuna.storages.journal import JournalFileBackend
 
     path = Path(url.removeprefix("journal:"))

@@ -12,6 +12,7 @@ import os
 import socket
 import tempfile
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ __all__ = ["Objective", "TrialDiverged", "model_metadata", "trial_seed", "worker
 
 
 class TrialDiverged(Exception):
-    """Training produced a non-finite cost; the trial fails with this reason and the study goes on."""
+    """Training hit a non-finite cost: the trial fails with this reason, the study goes on."""
 
 
 def trial_seed(study_seed: int, number: int, repeat: int) -> int:
@@ -56,8 +57,9 @@ def model_metadata(ds: Dataset, spec: StudySpec, number: int, values: dict[str, 
         "x_mean": col(ds.x_mean),
         "x_std": col(ds.x_std),
         "class_names": list(ds.class_names),
-        "target_names": [ds.target_name] if ds.n_y == 1 else
-                        [f"{ds.target_name}_{i}" for i in range(ds.n_y)],  # fmt: skip
+        "target_names": [ds.target_name]
+        if ds.n_y == 1
+        else [f"{ds.target_name}_{i}" for i in range(ds.n_y)],
         "target_mean": col(ds.target_mean),
         "target_std": col(ds.target_std),
         "study": spec.name,
@@ -104,8 +106,9 @@ class Objective:
                 runs.append(self._train(trial, setup, report=repeat == 0))
                 if runs[-1].history.stop_reason != "completed":
                     break
-            self.tracker.log_curves(run_id, self._curves(runs[0].history))
-            return self._finish(trial, run_id, runs)
+            curves = self._curves(runs[0].history)
+            self.tracker.log_curves(run_id, curves)
+            return self._finish(trial, run_id, runs, set(curves))
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
@@ -139,24 +142,35 @@ class Objective:
         d = self.data
         model = MLP(**setup.model)
         history = train(
-            model, d["X_train"], d["Y_train"], X_val=d["X_val"], Y_val=d["Y_val"],
-            callback=on_eval, config=setup.train,
-        )  # fmt: skip
+            model,
+            d["X_train"],
+            d["Y_train"],
+            X_val=d["X_val"],
+            Y_val=d["Y_val"],
+            callback=on_eval,
+            config=setup.train,
+        )
         return _Run(model, history, setup)
 
     @staticmethod
     def _curves(history: History) -> dict[str, tuple[list[int], list[float]]]:
         """Training cost at every iteration and validation metrics at every evaluation, with
         non-finite points left out (MLflow stores numbers only)."""
-        raw = {"train_cost": (range(1, len(history.costs) + 1), history.costs)}
+        raw: dict[str, tuple[Sequence[int], Sequence[float]]] = {
+            "train_cost": (range(1, len(history.costs) + 1), list(history.costs))
+        }
         raw |= {k: (history.eval_steps, v) for k, v in history.metrics.items() if k != "cost"}
         curves = {}
         for name, (steps, values) in raw.items():
-            kept = [(int(s), float(v)) for s, v in zip(steps, values, strict=True) if np.isfinite(v)]
+            kept = [
+                (int(s), float(v)) for s, v in zip(steps, values, strict=True) if np.isfinite(v)
+            ]
             curves[name] = ([s for s, _ in kept], [v for _, v in kept])
         return curves
 
-    def _finish(self, trial: optuna.Trial, run_id: str, runs: list[_Run]) -> float | list[float]:
+    def _finish(
+        self, trial: optuna.Trial, run_id: str, runs: list[_Run], curves: set[str]
+    ) -> float | list[float]:
         spec, last = self.spec, runs[-1]
         stop = last.history.stop_reason
         trial.set_user_attr("stop_reason", stop)
@@ -164,21 +178,26 @@ class Objective:
         if stop == "diverged":
             at = last.history.iterations_run + 1
             raise TrialDiverged(f"diverged: non-finite cost at iteration {at}")
-        if stop == "stopped":
-            step = last.history.eval_steps[-1] if last.history.eval_steps else 0
-            self.tracker.finish_trial(
-                run_id, "PRUNED", metrics=self._final(runs[:1]),
-                tags={"hpexp.pruned_at": str(step)},
-            )  # fmt: skip
-            raise optuna.TrialPruned(f"pruned at iteration {step}")
-        final = self._final(runs)
+        pruned = stop == "stopped"
+        final = self._final(runs[:1] if pruned else runs)
         for name, value in final.items():
             trial.set_user_attr(name, value)
+        # The curves already end on the final values of a single run; means over repeats are
+        # logged at the last step so that MLflow's latest value is what Optuna received.
+        step = runs[0].history.iterations_run
+        logged = {k: v for k, v in final.items() if k not in curves or len(runs) > 1}
+        if pruned:
+            self.tracker.finish_trial(
+                run_id, "PRUNED", metrics=logged, tags={"hpexp.pruned_at": str(step)}, step=step
+            )
+            raise optuna.TrialPruned(f"pruned at iteration {step}")
         with tempfile.TemporaryDirectory(prefix="hpexp-trial-") as tmp:
             model = runs[0].model
             model.metadata = model_metadata(self.ds, spec, trial.number, runs[0].setup.values)
             save_model(model, Path(tmp) / "model" / "model")
-            self.tracker.finish_trial(run_id, "COMPLETE", metrics=final, artifacts=Path(tmp))
+            self.tracker.finish_trial(
+                run_id, "COMPLETE", metrics=logged, artifacts=Path(tmp), step=step
+            )
         values = [final[o.metric] for o in spec.objectives]
         return values[0] if len(values) == 1 else values
 
@@ -187,11 +206,17 @@ class Objective:
         training time."""
         rows = []
         for run in runs:
-            row = {f"val_{k}": v for k, v in evaluate(run.model, self.data["X_val"],
-                                                       self.data["Y_val"]).items()}  # fmt: skip
+            row = {
+                f"val_{k}": v
+                for k, v in evaluate(run.model, self.data["X_val"], self.data["Y_val"]).items()
+            }
             if self.data["X_test"].shape[1]:
-                row |= {f"test_{k}": v for k, v in evaluate(run.model, self.data["X_test"],
-                                                            self.data["Y_test"]).items()}  # fmt: skip
+                row |= {
+                    f"test_{k}": v
+                    for k, v in evaluate(
+                        run.model, self.data["X_test"], self.data["Y_test"]
+                    ).items()
+                }
             row["train_cost"] = float(run.history.costs[-1]) if len(run.history.costs) else np.nan
             row["train_seconds"] = run.history.seconds
             row["n_params"] = run.model.n_params

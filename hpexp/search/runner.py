@@ -29,8 +29,8 @@ from hpexp.search.factories import make_pruner, make_sampler, make_storage, reda
 from hpexp.search.objective import Objective, worker_id
 from hpexp.search.result import StudyResult
 from hpexp.search.space import flatten, grid_space
-from hpexp.search.spec import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, StudySpec, load_spec
-from hpexp.tracking.tracker import StudyTracker
+from hpexp.search.spec import DEFAULT_STORAGE, StudySpec, load_spec
+from hpexp.tracking.tracker import STATUS_FOR_STATE, StudyTracker, absolute_uri
 
 __all__ = ["finished_count", "list_studies", "load_study", "run_study"]
 
@@ -95,13 +95,15 @@ def run_study(
     status = "FINISHED"
     interrupted = False
     if todo == 0:
-        say(f"study '{spec.name}' already has {done} of {budget} trials; "
-            "raise n_trials (--n-trials) to run more")  # fmt: skip
+        say(
+            f"study '{spec.name}' already has {done} of {budget} trials; "
+            "raise n_trials (--n-trials) to run more"
+        )
     else:
         objective = Objective(spec, dataset, tracker)
         bar = _progress(todo, spec, study_obj) if progress else None
         try:
-            with _sigterm_as_interrupt():
+            with _stop_signals_interrupt():
                 study_obj.optimize(
                     objective,
                     n_trials=todo,
@@ -140,7 +142,8 @@ def load_study(
     except KeyError:
         names = optuna.get_all_study_names(storage_obj)
         raise SpecError(
-            f"no study named '{name}' in {redact_url(storage)}; studies: {', '.join(names) or 'none'}"
+            f"no study named '{name}' in {redact_url(storage)}; "
+            f"studies: {', '.join(names) or 'none'}"
         ) from None
     raw = study.user_attrs.get("spec")
     if not isinstance(raw, dict):
@@ -162,12 +165,17 @@ def list_studies(storage: str | None = None) -> pd.DataFrame:
         study = optuna.load_study(study_name=s.study_name, storage=storage_obj)
         states = [t.state for t in study.get_trials(deepcopy=False)]
         best = s.best_trial.values[0] if s.best_trial is not None else None
-        rows.append({
-            "study": s.study_name, "trials": len(states),
-            "complete": states.count(TrialState.COMPLETE),
-            "pruned": states.count(TrialState.PRUNED), "failed": states.count(TrialState.FAIL),
-            "best_value": best, "direction": ",".join(d.name.lower() for d in s.directions),
-        })  # fmt: skip
+        rows.append(
+            {
+                "study": s.study_name,
+                "trials": len(states),
+                "complete": states.count(TrialState.COMPLETE),
+                "pruned": states.count(TrialState.PRUNED),
+                "failed": states.count(TrialState.FAIL),
+                "best_value": best,
+                "direction": ",".join(d.name.lower() for d in s.directions),
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -176,9 +184,9 @@ def finished_count(study: optuna.Study) -> int:
     own (diverged, error) rather than because the process was stopped."""
     count = 0
     for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
-            count += 1
-        elif t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != INTERRUPTED:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != INTERRUPTED
+        ):
             count += 1
     return count
 
@@ -187,12 +195,12 @@ def finished_count(study: optuna.Study) -> int:
 
 
 def _with_places(spec: StudySpec, storage: str | None, tracking_uri: str | None) -> StudySpec:
-    changes = {}
+    """The spec with storage/tracking overrides, and the MLflow URI made absolute (MLflow keeps
+    one store per URI string per process, so a relative path must not follow the cwd)."""
+    changes: dict[str, Any] = {"tracking_uri": absolute_uri(tracking_uri or spec.tracking_uri)}
     if storage:
         changes["storage"] = storage
-    if tracking_uri:
-        changes["tracking_uri"] = tracking_uri
-    return dataclasses.replace(spec, **changes) if changes else spec
+    return dataclasses.replace(spec, **changes)
 
 
 def _dataset(spec: StudySpec) -> Dataset:
@@ -210,7 +218,7 @@ def _create_or_load(spec: StudySpec, storage: optuna.storages.BaseStorage) -> op
         storage=storage,
         sampler=make_sampler(spec.sampler, spec.seed, grid),
         pruner=make_pruner(spec.pruner),
-        directions=spec.directions,
+        directions=spec.directions,  # type: ignore[arg-type]
         load_if_exists=True,
     )
     stored = [d.name.lower() for d in study.directions]
@@ -263,27 +271,29 @@ def _recover(
             storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    # MLflow runs must end in the state of their Optuna trial; a run that no trial owns (the
+    # Every MLflow run must end in the state of its Optuna trial; a run that no trial owns (the
     # process died between creating it and recording its id) is removed.
     for run in tracker.child_runs():
-        if run.info.status not in ("RUNNING", "SCHEDULED"):
-            continue
-        number = int(run.data.tags.get("hpexp.trial", -1))
-        t = trials.get(number)
-        if t is None or t.user_attrs.get("mlflow_run_id") != run.info.run_id:
-            if t is None or t.state != TrialState.RUNNING:
+        owner = trials.get(int(run.data.tags.get("hpexp.trial", -1)))
+        if owner is None or owner.user_attrs.get("mlflow_run_id") != run.info.run_id:
+            if owner is None or owner.state.is_finished():
                 tracker.client.delete_run(run.info.run_id)
             continue
-        if t.state.is_finished():
-            state = t.state.name if t.state.name in ("COMPLETE", "PRUNED") else "FAIL"
-            reason = t.user_attrs.get("fail_reason", INTERRUPTED)
-            tracker.end_stale_trial(run.info.run_id, state, reason)
+        state = owner.state.name
+        if owner.state.is_finished() and run.info.status != STATUS_FOR_STATE.get(state):
+            reason = owner.user_attrs.get("fail_reason", INTERRUPTED)
+            tags = {"hpexp.fail_reason": reason} if state == "FAIL" else {}
+            tracker.finish_trial(
+                run.info.run_id, state if state in STATUS_FOR_STATE else "FAIL", tags=tags
+            )
     retried = set(study.user_attrs.get("retried_trials", []))
     requeue = [
-        t for t in trials.values()
-        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == INTERRUPTED
+        t
+        for t in trials.values()
+        if t.state == TrialState.FAIL
+        and t.user_attrs.get("fail_reason") == INTERRUPTED
         and t.number not in retried
-    ]  # fmt: skip
+    ]
     for t in requeue:
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
     if requeue:
@@ -304,14 +314,23 @@ class _Progress:
         from tqdm.auto import tqdm
 
         self.spec = spec
-        self.bar = tqdm(total=total, desc=spec.name, unit="trial", file=sys.stderr,
-                        dynamic_ncols=True, mininterval=0.5)  # fmt: skip
+        self.bar = tqdm(
+            total=total,
+            desc=spec.name,
+            unit="trial",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
 
     def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         counts: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             counts[t.state.name] = counts.get(t.state.name, 0) + 1
-        postfix = {"pruned": counts.get("PRUNED", 0), "failed": counts.get("FAIL", 0)}
+        postfix: dict[str, object] = {
+            "pruned": counts.get("PRUNED", 0),
+            "failed": counts.get("FAIL", 0),
+        }
         if counts.get("COMPLETE") and not self.spec.multi_objective:
             postfix[f"best {self.spec.metric}"] = f"{study.best_value:.4f}"
         self.bar.set_postfix(postfix, refresh=False)
@@ -326,21 +345,23 @@ def _progress(total: int | None, spec: StudySpec, study: optuna.Study) -> _Progr
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while trials run, so `kill` also leaves a resumable study."""
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While trials run, SIGINT and SIGTERM raise KeyboardInterrupt (even where the parent
+    process started us with SIGINT ignored), so Ctrl-C and `kill` leave a resumable study."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _close(result: StudyResult, tracker: StudyTracker, ds: Dataset, status: str) -> None:

@@ -16,7 +16,7 @@ from hpexp.nn.train import TrainConfig
 from hpexp.search.hyperparams import HYPERPARAMETERS, OUTPUT_FOR_TASK
 from hpexp.search.spec import SearchParam, StudySpec
 
-__all__ = ["TrialSetup", "grid_space", "resolve", "suggest", "flatten"]
+__all__ = ["TrialSetup", "flatten", "grid_space", "resolve", "suggest"]
 
 TRAIN_KEYS = set(TrainConfig.names()) - {"seed"}
 
@@ -101,6 +101,9 @@ def resolve(
     depth = values["hidden_layers"]
     units = _per_layer(values, "hidden_units", depth)
     activations = _per_layer(values, "activation", depth)
+    for name, per_layer in (("hidden_units", units), ("activation", activations)):
+        if f"{name}_1" in values or name in spec.search and spec.search[name].per_layer:
+            values[name] = per_layer  # searched layer by layer: record the whole list
     model = {
         "layer_dims": [n_x, *units, n_y],
         "activation": activations,

@@ -11,6 +11,7 @@ import copy
 import difflib
 import inspect
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +51,22 @@ REGRESSION_ONLY = {"val_rmse", "val_mse", "val_mae", "val_r2"}
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE = "optuna.journal"
 TOP_KEYS = (
-    "name", "description", "dataset", "fixed", "search", "objective", "sampler", "pruner",
-    "budget", "repeats", "seed", "storage", "tracking", "enqueue",
-)  # fmt: skip
+    "name",
+    "description",
+    "dataset",
+    "fixed",
+    "search",
+    "objective",
+    "sampler",
+    "pruner",
+    "budget",
+    "repeats",
+    "seed",
+    "storage",
+    "tracking",
+    "enqueue",
+)
+MAX_SEED = 2**32 - 1
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -136,7 +150,14 @@ def load_spec(
         path = _find_study_file(source)
         origin, base = str(path), path.parent
         try:
-            doc = yaml.safe_load(path.read_text())
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise SpecError(
+                f"{path}: cannot read the study file ({reason}); give a YAML text file"
+            ) from None
+        try:
+            doc = yaml.safe_load(text)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
@@ -191,7 +212,9 @@ class _Validator:
     def fail(self, where: str, message: str) -> SpecError:
         return SpecError(f"{self.origin}: {where}: {message}")
 
-    def keys(self, where: str, node: object, allowed: Iterable[str], required: Iterable[str] = ()):
+    def keys(
+        self, where: str, node: object, allowed: Iterable[str], required: Iterable[str] = ()
+    ) -> dict[str, Any]:
         allowed = list(allowed)
         if not isinstance(node, dict):
             raise self.fail(where, f"must be a mapping with keys {', '.join(allowed)}")
@@ -214,7 +237,8 @@ class _Validator:
         if not isinstance(description, str):
             raise self.fail("description", "must be text")
         dataset, task = self.dataset(doc["dataset"])
-        fixed = self.fixed(doc.get("fixed") or {}, task)
+        searched_depth = isinstance(doc["search"], dict) and "hidden_layers" in doc["search"]
+        fixed = self.fixed(doc.get("fixed") or {}, task, searched_depth)
         search = self.search(doc["search"], fixed)
         objectives = self.objectives(doc.get("objective"), task)
         sampler = self.component("sampler", doc.get("sampler") or {}, SAMPLERS, "tpe")
@@ -226,7 +250,10 @@ class _Validator:
             self.grid_ready(search)
         if sampler["name"] == "nsga2" and len(objectives) == 1:
             pass  # NSGA-II also works on one objective
-        budget = self.keys("budget", doc.get("budget") or {"n_trials": 20}, ("n_trials", "timeout"))
+        budget = doc.get("budget")
+        budget = self.keys(
+            "budget", {"n_trials": 20} if budget is None else budget, ("n_trials", "timeout")
+        )
         n_trials, timeout = budget.get("n_trials"), budget.get("timeout")
         if n_trials is not None and not (_is_int(n_trials) and n_trials > 0):
             raise self.fail("budget.n_trials", f"must be an integer > 0, got {n_trials!r}")
@@ -238,8 +265,8 @@ class _Validator:
         if not (_is_int(repeats) and repeats >= 1):
             raise self.fail("repeats", f"must be an integer >= 1, got {repeats!r}")
         seed = doc.get("seed", 0)
-        if not (_is_int(seed) and seed >= 0):
-            raise self.fail("seed", f"must be an integer >= 0, got {seed!r}")
+        if not (_is_int(seed) and 0 <= seed <= MAX_SEED):
+            raise self.fail("seed", f"must be an integer in [0, {MAX_SEED}], got {seed!r}")
         storage = doc.get("storage") or DEFAULT_STORAGE
         if not isinstance(storage, str):
             raise self.fail("storage", "must be a URL (sqlite:///..., postgresql://...) or a path")
@@ -299,7 +326,7 @@ class _Validator:
             raise self.fail("dataset", str(e)) from None
         return options, ds.task
 
-    def fixed(self, node: object, task: str) -> dict[str, Any]:
+    def fixed(self, node: object, task: str, searched_depth: bool = False) -> dict[str, Any]:
         node = self.keys("fixed", node, HYPERPARAMETERS)
         fixed = dict(node)
         for name, value in fixed.items():
@@ -307,12 +334,19 @@ class _Validator:
             if problem:
                 raise self.fail(f"fixed.{name}", problem)
             if isinstance(value, list) and HYPERPARAMETERS[name].per_layer:
-                layers = fixed.get("hidden_layers", HYPERPARAMETERS["hidden_layers"].default)
-                if "hidden_layers" in fixed and len(value) != layers:
+                if searched_depth and "hidden_layers" not in fixed:
                     raise self.fail(
                         f"fixed.{name}",
-                        f"lists {len(value)} values but hidden_layers is {layers}; "
-                        "give one per hidden layer",
+                        "a list needs a fixed depth but hidden_layers is searched; give one "
+                        "value for every layer, or search it with per_layer: true",
+                    )
+                layers = fixed.get("hidden_layers", HYPERPARAMETERS["hidden_layers"].default)
+                if len(value) != layers:
+                    raise self.fail(
+                        f"fixed.{name}",
+                        f"lists {len(value)} values but hidden_layers is {layers}"
+                        f"{'' if 'hidden_layers' in fixed else ' (the default)'}; "
+                        "give one per hidden layer or set fixed.hidden_layers",
                     )
         output = fixed.get("output")
         if output is not None and output != OUTPUT_FOR_TASK[task]:
@@ -324,16 +358,24 @@ class _Validator:
 
     def search(self, node: object, fixed: dict[str, Any]) -> dict[str, SearchParam]:
         if not isinstance(node, dict) or not node:
-            raise self.fail("search", "must map hyperparameter names to ranges, e.g. "
-                            "learning_rate: {float: [1.0e-4, 1.0], log: true}")  # fmt: skip
+            raise self.fail(
+                "search",
+                "must map hyperparameter names to ranges, e.g. "
+                "learning_rate: {float: [1.0e-4, 1.0], log: true}",
+            )
         params = {}
         for name, entry in node.items():
             where = f"search.{name}"
             if name not in HYPERPARAMETERS:
                 close = difflib.get_close_matches(str(name), HYPERPARAMETERS, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else (
-                    "searchable: " + ", ".join(h for h in HYPERPARAMETERS
-                                               if HYPERPARAMETERS[h].searchable))  # fmt: skip
+                hint = (
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else (
+                        "searchable: "
+                        + ", ".join(h for h in HYPERPARAMETERS if HYPERPARAMETERS[h].searchable)
+                    )
+                )
                 raise self.fail(where, f"unknown hyperparameter; {hint}")
             h = HYPERPARAMETERS[name]
             if not h.searchable:
@@ -351,9 +393,10 @@ class _Validator:
         kinds = [k for k in ("float", "int", "choice") if k in entry]
         if len(kinds) != 1:
             raise self.fail(
-                where, "give exactly one of {float: [low, high]}, {int: [low, high]}, "
-                "{choice: [a, b, ...]}"
-            )  # fmt: skip
+                where,
+                "give exactly one of {float: [low, high]}, {int: [low, high]}, "
+                "{choice: [a, b, ...]}",
+            )
         kind = kinds[0]
         per_layer = entry.get("per_layer", False)
         if not isinstance(per_layer, bool):
@@ -397,12 +440,9 @@ class _Validator:
         if log and low <= 0:
             raise self.fail(f"{where}.log", f"a log range needs low > 0, got {low}")
         step = entry.get("step")
-        if step is not None:
-            if not (numeric(step) and step > 0) or log:
-                raise self.fail(f"{where}.step", f"must be a {kind} > 0 (and not with log: true)")
-        return SearchParam(
-            name, kind, low=low, high=high, log=log, step=step, per_layer=per_layer
-        )
+        if step is not None and (not (numeric(step) and step > 0) or log):
+            raise self.fail(f"{where}.step", f"must be a {kind} > 0 (and not with log: true)")
+        return SearchParam(name, kind, low=low, high=high, log=log, step=step, per_layer=per_layer)
 
     def grid_ready(self, search: dict[str, SearchParam]) -> None:
         for p in search.values():
@@ -422,15 +462,22 @@ class _Validator:
             where = "objective" if len(items) == 1 else f"objective[{i}]"
             item = self.keys(where, item, ("metric", "direction"), required=("metric",))
             metric = item["metric"]
-            if metric not in METRICS:
-                raise self.fail(f"{where}.metric", f"unknown metric {metric!r}; choose one of: "
-                                f"{', '.join(METRICS)}")  # fmt: skip
+            if not isinstance(metric, str) or metric not in METRICS:
+                raise self.fail(
+                    f"{where}.metric",
+                    f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}",
+                )
             if task == "regression" and metric in CLASSIFICATION_ONLY:
-                raise self.fail(f"{where}.metric", f"{metric} needs a classification dataset; "
-                                "use val_rmse, val_r2, val_mae or val_mse")  # fmt: skip
+                raise self.fail(
+                    f"{where}.metric",
+                    f"{metric} needs a classification dataset; "
+                    "use val_rmse, val_r2, val_mae or val_mse",
+                )
             if task != "regression" and metric in REGRESSION_ONLY:
-                raise self.fail(f"{where}.metric", f"{metric} needs a regression dataset; "
-                                "use val_accuracy or val_cost")  # fmt: skip
+                raise self.fail(
+                    f"{where}.metric",
+                    f"{metric} needs a regression dataset; use val_accuracy or val_cost",
+                )
             direction = item.get("direction", METRICS[metric])
             if direction not in ("maximize", "minimize"):
                 raise self.fail(f"{where}.direction", "must be maximize or minimize")
@@ -449,18 +496,34 @@ class _Validator:
         options = dict(node)
         name = options.pop("name", default)
         if name not in names:
-            raise self.fail(f"{where}.name", f"unknown {where} {name!r}; choose one of: "
-                            f"{', '.join(names)}")  # fmt: skip
+            raise self.fail(
+                f"{where}.name", f"unknown {where} {name!r}; choose one of: {', '.join(names)}"
+            )
         from hpexp.search.factories import constructor
 
         cls = constructor(where, name)
-        accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "search_space")]
+        signature = inspect.signature(cls).parameters
+        accepted = [p for p in signature if p not in ("self", "search_space")]
         for key, value in options.items():
             if key not in accepted:
-                raise self.fail(f"{where}.{key}", f"not an option of the {name} {where}; "
-                                f"options: {', '.join(accepted) or 'none'}")  # fmt: skip
+                raise self.fail(
+                    f"{where}.{key}",
+                    f"not an option of the {name} {where}; "
+                    f"options: {', '.join(accepted) or 'none'}",
+                )
             if not isinstance(value, (int, float, str, bool)) and value is not None:
                 raise self.fail(f"{where}.{key}", "must be a number, text or true/false")
+            default = signature[key].default
+            wanted = _option_type(default)
+            if wanted and value is not None and not _option_ok(default, value):
+                raise self.fail(f"{where}.{key}", f"must be {wanted}, got {value!r}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cls({}, **options) if name == "grid" else cls(**options)
+        except (ValueError, TypeError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise self.fail(where, f"invalid {name} {where} options: {reason}") from None
         return {"name": name, **options}
 
     def enqueue(self, node: object, search: dict[str, SearchParam]) -> tuple[dict[str, Any], ...]:
@@ -477,15 +540,41 @@ class _Validator:
                 p = search[name]
                 if isinstance(value, list) and not p.per_layer:
                     raise self.fail(f"{where}.{name}", "takes one value (not searched per layer)")
+                values = value if isinstance(value, list) else [value]
+                outside = [v for v in values if p.kind == "choice" and v not in p.choices]
+                if outside:
+                    raise self.fail(
+                        f"{where}.{name}",
+                        f"{outside[0]!r} is not among the searched choices {list(p.choices)}",
+                    )
             units = item.get("hidden_units")
-            if isinstance(units, list) and "hidden_layers" in item and item["hidden_layers"] != len(
-                units
+            if (
+                isinstance(units, list)
+                and "hidden_layers" in item
+                and item["hidden_layers"] != len(units)
             ):
-                raise self.fail(
-                    f"{where}.hidden_units", "must list one value per hidden layer"
-                )
+                raise self.fail(f"{where}.hidden_units", "must list one value per hidden layer")
             out.append(dict(item))
         return tuple(out)
+
+
+def _option_type(default: object) -> str:
+    """What a sampler/pruner option whose default is `default` takes ("" if not known)."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    return ""
+
+
+def _option_ok(default: object, value: object) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return _is_int(value)
+    return _is_num(value)
 
 
 def _is_int(v: object) -> bool:

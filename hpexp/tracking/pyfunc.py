@@ -61,15 +61,27 @@ class HpexpPyfuncModel(PythonModel):
     ) -> pd.DataFrame:
         """One row per sample in; the columns of `hpexp.predict.predict_frame` out."""
         if self._model is None:
-            raise DataError("the pyfunc model has no network yet; load it with load_context")
+            raise DataError(
+                "the pyfunc model has no network; load it with mlflow.pyfunc.load_model"
+            )
         return predict_frame(self._model, model_input)
 
 
 def pip_requirements() -> list[str]:
-    """The pinned packages a pyfunc model needs (numpy, pandas, hpexp), from this environment."""
+    """The pinned packages a pyfunc model needs besides mlflow, as installed here.
+
+    cloudpickle reads python_model.pkl (MLflow warns when its version differs at load time).
+    """
+    import cloudpickle
+
     import hpexp
 
-    return [f"hpexp=={hpexp.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"]
+    return [
+        f"hpexp=={hpexp.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+    ]
 
 
 def save_pyfunc_model(
@@ -96,16 +108,22 @@ def save_pyfunc_model(
     example = select_features(model, input_example.head(EXAMPLE_ROWS), where="input_example")
     example = example.reset_index(drop=True).rename(columns=str)
     signature = _signature(example, predict_frame(model, example))
-    with tempfile.TemporaryDirectory(prefix="hpexp-pyfunc-") as tmp:
-        npz = save_model(model, Path(tmp) / "model")
-        mlflow.pyfunc.save_model(
-            path=os.fspath(target),
-            python_model=HpexpPyfuncModel(),
-            artifacts={_NPZ: os.fspath(npz), _JSON: os.fspath(npz.with_suffix(".json"))},
-            signature=signature,
-            input_example=example,
-            pip_requirements=pip_requirements(),
-        )
+    existed = target.exists()
+    try:
+        with tempfile.TemporaryDirectory(prefix="hpexp-pyfunc-") as tmp:
+            npz = save_model(model, Path(tmp) / "model")
+            mlflow.pyfunc.save_model(
+                path=os.fspath(target),
+                python_model=HpexpPyfuncModel(),
+                artifacts={_NPZ: os.fspath(npz), _JSON: os.fspath(npz.with_suffix(".json"))},
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+            )
+    except BaseException:
+        if not existed:  # leave no half-written model behind
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return target
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-__all__ = ["STATUS_FOR_STATE", "StudyTracker", "local_artifact_root"]
+__all__ = ["STATUS_FOR_STATE", "StudyTracker", "absolute_uri", "local_artifact_root"]
 
 STATUS_FOR_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 TAG = "hpexp."  # prefix of hpexp's own tags
@@ -35,6 +35,15 @@ def local_artifact_root(tracking_uri: str) -> str | None:
     if "://" not in tracking_uri or tracking_uri.startswith("file:"):
         return None  # a file store keeps artifacts beside its runs
     return None  # a server decides
+
+
+def absolute_uri(tracking_uri: str) -> str:
+    """`sqlite:///rel/path.db` (and a bare store path) anchored at the current directory."""
+    if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(tracking_uri.removeprefix("sqlite:///")).resolve())
+    if "://" not in tracking_uri and not tracking_uri.startswith("file:"):
+        return Path(tracking_uri).resolve().as_uri()
+    return tracking_uri
 
 
 def _now_ms() -> int:
@@ -143,23 +152,18 @@ class StudyTracker:
         metrics: Mapping[str, float] = {},
         tags: Mapping[str, str] = {},
         artifacts: Path | None = None,
+        step: int = 0,
     ) -> None:
-        """Final metrics, the state tag, artifacts (a folder), and the MLflow status for `state`
-        (an Optuna state name: COMPLETE, PRUNED or FAIL)."""
-        self._log(run_id, metrics=metrics, tags={TAG + "state": state, **tags})
+        """Final metrics (at `step`), the state tag, artifacts (a folder), and the MLflow status
+        for `state` (an Optuna state name: COMPLETE, PRUNED or FAIL)."""
+        self._log(run_id, metrics=metrics, tags={TAG + "state": state, **tags}, step=step)
         if artifacts is not None:
             self.client.log_artifacts(run_id, str(artifacts))
         self.client.set_terminated(run_id, STATUS_FOR_STATE[state])
 
-    def end_stale_trial(self, run_id: str, state: str, reason: str) -> None:
-        """End a child run left RUNNING by a killed process, matching the Optuna trial."""
-        run = self.client.get_run(run_id)
-        if run.info.status in ("RUNNING", "SCHEDULED"):
-            self.finish_trial(run_id, state, tags={TAG + "fail_reason": reason})
-
     def child_runs(self) -> list[Any]:
         """All trial runs of this study (any status)."""
-        runs = []
+        runs: list[Any] = []
         token = None
         while True:
             page = self.client.search_runs(

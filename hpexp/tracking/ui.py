@@ -10,7 +10,7 @@ from pathlib import Path
 from hpexp.errors import HpexpError
 from hpexp.tracking.tracker import local_artifact_root
 
-__all__ = ["serve", "ui_command"]
+__all__ = ["serve", "ui_command", "ui_env"]
 
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
@@ -23,6 +23,11 @@ def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> 
     return cmd
 
 
+def ui_env() -> dict[str, str]:
+    """The environment for `ui_command`: this process's, without MLflow's background job runner."""
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     """Run the UI in the foreground until Ctrl-C."""
     if tracking_uri.startswith("sqlite:///"):
@@ -32,8 +37,7 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the UI will be reachable from other machines on {host}", file=sys.stderr)
     print(f"MLflow UI: http://{host}:{port}  (Ctrl-C to stop)", flush=True)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     try:
-        return subprocess.call(ui_command(tracking_uri, host, port), env=env)
+        return subprocess.call(ui_command(tracking_uri, host, port), env=ui_env())
     except KeyboardInterrupt:
         return 0

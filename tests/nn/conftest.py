@@ -19,9 +19,7 @@ def random_labels(output: str, n_y: int, m: int, rng: np.random.Generator) -> np
     return rng.standard_normal((n_y, m))
 
 
-def random_problem(
-    model: hpexp.MLP, m: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def random_problem(model: hpexp.MLP, m: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """X (n_x, m) from a standard normal and matching labels Y (n_y, m)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((model.layer_dims[0], m))

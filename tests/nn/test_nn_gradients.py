@@ -28,7 +28,9 @@ def _cases() -> list:
         for activation in HIDDEN:
             for depth in (2, 3, 4):
                 cases.append(
-                    pytest.param(activation, output, depth, id=f"{activation}-{output}-depth{depth}")
+                    pytest.param(
+                        activation, output, depth, id=f"{activation}-{output}-depth{depth}"
+                    )
                 )
     return cases
 

@@ -23,7 +23,9 @@ def _grads(t: int) -> dict[str, np.ndarray]:
 
 def test_gd_step_by_hand():
     params = _params()
-    optim.make("gd", params).step(params, {"dW1": np.full((2, 2), 0.5), "db1": np.ones((2, 1))}, 0.1)
+    optim.make("gd", params).step(
+        params, {"dW1": np.full((2, 2), 0.5), "db1": np.ones((2, 1))}, 0.1
+    )
     # W − 0.1 · 0.5 = W − 0.05;  b − 0.1 · 1 = b − 0.1
     np.testing.assert_allclose(params["W1"], [[0.95, -2.05], [0.45, -0.05]], rtol=1e-15)
     np.testing.assert_allclose(params["b1"], [[0.15], [-0.85]], rtol=1e-15)

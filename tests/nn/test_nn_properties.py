@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,12 +103,17 @@ def test_dropout_keeps_shapes_and_never_touches_the_output_layer(problem, dropou
 @given(problems())
 def test_output_layers_give_valid_outputs(problem):
     model, X, _ = problem
-    AL, _ = model.forward(X)
+    AL, caches = model.forward(X)
     if model.output == "softmax":
         assert (AL >= 0).all()
-        np.testing.assert_allclose(AL.sum(axis=0), 1.0, rtol=1e-5 if model.dtype == "float32" else 1e-12)
+        rtol = 1e-5 if model.dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(AL.sum(axis=0), 1.0, rtol=rtol)
     elif model.output == "sigmoid":
-        assert ((AL > 0) & (AL < 1)).all()
+        assert ((AL >= 0) & (AL <= 1)).all()
+        # strictly inside (0, 1) wherever the precision can tell σ(Z) from 0 and 1
+        limit = 15.0 if model.dtype == np.float32 else 35.0
+        inside = np.abs(caches[-1].Z) < limit
+        assert ((AL[inside] > 0) & (AL[inside] < 1)).all()
 
 
 @FAST
@@ -148,9 +154,12 @@ def _float64(problem):
     model, X, Y = problem
     if model.dtype != np.float64:
         model = hpexp.MLP(
-            list(model.layer_dims), activation=list(model.activations), output=model.output,
-            init=model.init, seed=model.seed,
-        )  # fmt: skip
+            list(model.layer_dims),
+            activation=list(model.activations),
+            output=model.output,
+            init=model.init,
+            seed=model.seed,
+        )
     return model, X, Y
 
 
@@ -200,9 +209,18 @@ def test_training_history_lengths(problem, iterations, batch_size, eval_every, o
     shapes = {k: (v.shape, v.dtype) for k, v in model.parameters.items()}
 
     history = hpexp.train(
-        model, X, Y, X_val=X, Y_val=Y, learning_rate=1e-3, iterations=iterations,
-        batch_size=batch_size, eval_every=eval_every, optimizer=optimizer, dropout=dropout,
-    )  # fmt: skip
+        model,
+        X,
+        Y,
+        X_val=X,
+        Y_val=Y,
+        learning_rate=1e-3,
+        iterations=iterations,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        optimizer=optimizer,
+        dropout=dropout,
+    )
 
     assert history.stop_reason == "completed"
     assert history.iterations_run == iterations
@@ -217,3 +235,25 @@ def test_training_history_lengths(problem, iterations, batch_size, eval_every, o
         assert len(values) == len(expected_steps)
     assert {k: (v.shape, v.dtype) for k, v in model.parameters.items()} == shapes
     assert history.seconds >= 0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("output", OUTPUTS[:2])
+def test_huge_logits_give_finite_outputs_cost_and_gradients(output, dtype):
+    """Softmax and sigmoid stay finite (no exp overflow) and the cost stays finite at ±1000."""
+    n_y = 3 if output == "softmax" else 1
+    model = hpexp.MLP([1, n_y], output=output, dtype=dtype)
+    model.parameters = {
+        "W1": np.linspace(-1000, 1000, n_y).reshape(n_y, 1),
+        "b1": np.zeros((n_y, 1)),
+    }
+    X = np.array([[1.0, -1.0, 0.5]])
+    Y = np.eye(n_y)[:, [0, 0, n_y - 1]] if output == "softmax" else np.array([[0.0, 1.0, 1.0]])
+    with np.errstate(over="raise", invalid="raise"):
+        AL, caches = model.forward(X)
+        grads = model.backward(AL, Y, caches)
+    assert np.isfinite(AL).all()
+    assert ((AL >= 0) & (AL <= 1)).all()
+    assert np.isfinite(model.cost(AL, Y))
+    assert model.cost(AL, Y) > 10  # confidently wrong on some samples: large, but finite
+    assert all(np.isfinite(g).all() for g in grads.values())

@@ -44,9 +44,13 @@ def test_planar_flower_with_the_course_setting(planar):
     """The course: [2, 4, 1], tanh hidden, sigmoid out, full-batch gd, α = 1.2, 10000 iterations."""
     model = hpexp.MLP([2, 4, 1], activation="tanh", output="sigmoid", seed=0)
     history = hpexp.train(
-        model, planar.X_train, planar.Y_train, learning_rate=1.2, iterations=10_000,
+        model,
+        planar.X_train,
+        planar.Y_train,
+        learning_rate=1.2,
+        iterations=10_000,
         eval_every=1000,
-    )  # fmt: skip
+    )
 
     assert history.stop_reason == "completed"
     assert history.costs[-1] < history.costs[0] / 2
@@ -73,9 +77,15 @@ def test_planar_flower_is_not_linearly_separable(planar):
 def test_digits_reaches_95_percent_test_accuracy(digits, settings):
     model = hpexp.MLP([64, 64, 10], activation="relu", output="softmax", seed=0)
     history = hpexp.train(
-        model, digits.X_train, digits.Y_train, X_val=digits.X_val, Y_val=digits.Y_val, seed=0,
-        eval_every=250, **settings,
-    )  # fmt: skip
+        model,
+        digits.X_train,
+        digits.Y_train,
+        X_val=digits.X_val,
+        Y_val=digits.Y_val,
+        seed=0,
+        eval_every=250,
+        **settings,
+    )
 
     assert history.stop_reason == "completed"
     assert history.metrics["val_accuracy"][-1] >= 0.93
@@ -93,9 +103,14 @@ def test_every_optimizer_decreases_the_cost(optimizer, batch_size, blobs):
     before = hpexp.evaluate(model, X, Y)["cost"]
 
     history = hpexp.train(
-        model, X, Y, learning_rate=OPTIMIZER_LR[optimizer], iterations=100,
-        optimizer=optimizer, batch_size=batch_size,
-    )  # fmt: skip
+        model,
+        X,
+        Y,
+        learning_rate=OPTIMIZER_LR[optimizer],
+        iterations=100,
+        optimizer=optimizer,
+        batch_size=batch_size,
+    )
 
     after = hpexp.evaluate(model, X, Y)
     assert after["cost"] < 0.5 * before
@@ -300,10 +315,16 @@ def test_eval_every_sets_the_evaluated_iterations(iterations, eval_every, expect
     model = hpexp.MLP([4, 3, 1], activation="tanh", output="sigmoid")
     seen = []
     history = hpexp.train(
-        model, X, Y, X_val=X[:, :30], Y_val=Y[:, :30], learning_rate=0.1,
-        iterations=iterations, eval_every=eval_every,
+        model,
+        X,
+        Y,
+        X_val=X[:, :30],
+        Y_val=Y[:, :30],
+        learning_rate=0.1,
+        iterations=iterations,
+        eval_every=eval_every,
         callback=lambda step, metrics: seen.append(step),
-    )  # fmt: skip
+    )
 
     assert history.eval_steps == expected
     assert seen == expected
@@ -311,9 +332,7 @@ def test_eval_every_sets_the_evaluated_iterations(iterations, eval_every, expect
     for values in history.metrics.values():
         assert len(values) == len(expected)
     # the "cost" metric is the training cost of the update at that step
-    np.testing.assert_array_equal(
-        history.metrics["cost"], [history.costs[s - 1] for s in expected]
-    )
+    np.testing.assert_array_equal(history.metrics["cost"], [history.costs[s - 1] for s in expected])
 
 
 def test_callback_gets_validation_metrics_and_can_stop_training(blobs):
@@ -326,9 +345,16 @@ def test_callback_gets_validation_metrics_and_can_stop_training(blobs):
         return step >= 30
 
     history = hpexp.train(
-        model, X[:, :90], Y[:, :90], X_val=X[:, 90:], Y_val=Y[:, 90:], learning_rate=0.5,
-        iterations=1000, eval_every=10, callback=callback,
-    )  # fmt: skip
+        model,
+        X[:, :90],
+        Y[:, :90],
+        X_val=X[:, 90:],
+        Y_val=Y[:, 90:],
+        learning_rate=0.5,
+        iterations=1000,
+        eval_every=10,
+        callback=callback,
+    )
 
     assert history.stop_reason == "stopped"
     assert [step for step, _ in calls] == [10, 20, 30]
@@ -349,9 +375,14 @@ def test_a_callback_returning_falsy_does_not_stop(returned, blobs):
     X, Y = blobs
     model = hpexp.MLP([4, 3, 1], activation="tanh", output="sigmoid")
     history = hpexp.train(
-        model, X, Y, learning_rate=0.1, iterations=25, eval_every=5,
+        model,
+        X,
+        Y,
+        learning_rate=0.1,
+        iterations=25,
+        eval_every=5,
         callback=lambda step, metrics: returned,
-    )  # fmt: skip
+    )
     assert history.stop_reason == "completed"
     assert history.iterations_run == 25
 
@@ -362,12 +393,24 @@ def test_regression_validation_metrics():
     Y = np.array([[1.0, -2.0, 0.5]]) @ X + 0.3
     model = hpexp.MLP([3, 8, 1], activation="tanh", output="linear", seed=0)
     history = hpexp.train(
-        model, X[:, :60], Y[:, :60], X_val=X[:, 60:], Y_val=Y[:, 60:], learning_rate=0.05,
-        iterations=300, optimizer="adam", eval_every=100,
-    )  # fmt: skip
+        model,
+        X[:, :60],
+        Y[:, :60],
+        X_val=X[:, 60:],
+        Y_val=Y[:, 60:],
+        learning_rate=0.05,
+        iterations=300,
+        optimizer="adam",
+        eval_every=100,
+    )
     assert set(history.metrics) == {
-        "cost", "val_cost", "val_mse", "val_rmse", "val_mae", "val_r2",
-    }  # fmt: skip
+        "cost",
+        "val_cost",
+        "val_mse",
+        "val_rmse",
+        "val_mae",
+        "val_r2",
+    }
     last = history.last()
     assert last["val_r2"] > 0.95
     assert last["val_rmse"] == pytest.approx(math.sqrt(last["val_mse"]))
@@ -445,9 +488,16 @@ def test_an_overflowing_last_update_is_caught(iterations):
 def _trained(seed: int, model_seed: int, X, Y, optimizer="adam") -> hpexp.MLP:
     model = hpexp.MLP([4, 6, 6, 1], activation="relu", output="sigmoid", seed=model_seed)
     hpexp.train(
-        model, X, Y, learning_rate=0.01, iterations=40, batch_size=16, dropout=0.2,
-        optimizer=optimizer, seed=seed,
-    )  # fmt: skip
+        model,
+        X,
+        Y,
+        learning_rate=0.01,
+        iterations=40,
+        batch_size=16,
+        dropout=0.2,
+        optimizer=optimizer,
+        seed=seed,
+    )
     return model
 
 
@@ -498,10 +548,19 @@ def test_float32_end_to_end(digits):
     assert all(g.dtype == np.float32 for g in grads.values())
 
     history = hpexp.train(
-        model, digits.X_train, digits.Y_train, X_val=digits.X_val, Y_val=digits.Y_val,
-        learning_rate=0.003, iterations=800, batch_size=64, optimizer="adam", dropout=0.1,
-        l2=0.1, eval_every=200,
-    )  # fmt: skip
+        model,
+        digits.X_train,
+        digits.Y_train,
+        X_val=digits.X_val,
+        Y_val=digits.Y_val,
+        learning_rate=0.003,
+        iterations=800,
+        batch_size=64,
+        optimizer="adam",
+        dropout=0.1,
+        l2=0.1,
+        eval_every=200,
+    )
 
     assert history.stop_reason == "completed"
     assert all(p.dtype == np.float32 for p in model.parameters.values())
@@ -514,9 +573,17 @@ def test_float32_parameters_stay_float32_with_every_optimizer(optimizer, blobs):
     X, Y = blobs
     model = hpexp.MLP([4, 5, 1], activation="tanh", output="sigmoid", dtype="float32")
     hpexp.train(
-        model, X, Y, learning_rate=OPTIMIZER_LR[optimizer], iterations=30, optimizer=optimizer,
-        batch_size=32, l2=0.5, lr_decay=0.1, dropout=0.2,
-    )  # fmt: skip
+        model,
+        X,
+        Y,
+        learning_rate=OPTIMIZER_LR[optimizer],
+        iterations=30,
+        optimizer=optimizer,
+        batch_size=32,
+        l2=0.5,
+        lr_decay=0.1,
+        dropout=0.2,
+    )
     assert all(p.dtype == np.float32 for p in model.parameters.values())
     assert hpexp.evaluate(model, X, Y)["accuracy"] >= 0.9
 

@@ -1,0 +1,123 @@
+"""A study stopped by Ctrl-C, SIGTERM or SIGKILL resumes: nothing lost, nothing duplicated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from hpexp.search.factories import make_storage
+from hpexp.search.runner import finished_count
+
+from .conftest import assert_agree, run
+
+pytestmark = pytest.mark.slow
+
+SLOW_TRIALS = {
+    "name": "stoppable",
+    "dataset": {"name": "digits"},
+    "fixed": {"optimizer": "adam", "eval_every": 10, "hidden_layers": 1, "hidden_units": 64},
+    "search": {
+        "learning_rate": {"float": [0.001, 0.01], "log": True},
+        "iterations": {"int": [4000, 5000]},
+    },
+    "pruner": {"name": "none"},
+    "budget": {"n_trials": 2},
+}
+
+
+def start_study(where: Path) -> subprocess.Popen:
+    (where / "study.yaml").write_text(yaml.safe_dump(SLOW_TRIALS))
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpexp", "run", "study.yaml", "--no-progress"],
+        cwd=where,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_running_trial(where: Path, proc: subprocess.Popen, limit: float = 120) -> None:
+    """Block until trial 0 is RUNNING and has its MLflow run (or fail after `limit` s)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        journal = where / "optuna.journal"
+        if journal.exists():
+            storage = make_storage(str(journal))
+            if "stoppable" in optuna.get_all_study_names(storage):
+                trials = optuna.load_study(study_name="stoppable", storage=storage).trials
+                if trials and "mlflow_run_id" in trials[0].user_attrs:
+                    time.sleep(0.5)  # let it train a little
+                    return
+        time.sleep(0.3)
+    pytest.fail("the study never started a trial")
+
+
+def check_resumed(where: Path, killed: bool) -> None:
+    """Before resuming, the stopped trial is FAIL/interrupted (or, after SIGKILL, still
+    RUNNING); after resuming, it is closed in both stores and re-run with the same params."""
+    os.chdir(where)
+    stopped = optuna.load_study(study_name="stoppable", storage=make_storage("optuna.journal"))
+    first = stopped.trials[0]
+    client = MlflowClient(f"sqlite:///{where}/mlflow.db")
+    status = client.get_run(first.user_attrs["mlflow_run_id"]).info.status
+    parent = client.get_run(stopped.user_attrs["mlflow_parent_run_id"]).info.status
+    if killed:
+        assert (first.state.name, status, parent) == ("RUNNING", "RUNNING", "RUNNING")
+    else:
+        assert (first.state.name, status, parent) == ("FAIL", "FAILED", "KILLED")
+        assert first.user_attrs["fail_reason"] == "interrupted"
+    assert finished_count(stopped) == 0
+
+    result = run(SLOW_TRIALS)
+    trials = result.study.trials
+    assert finished_count(result.study) == 2
+    first = trials[0]
+    assert (first.state.name, first.user_attrs["fail_reason"]) == ("FAIL", "interrupted")
+    assert client.get_run(first.user_attrs["mlflow_run_id"]).info.status == "FAILED"
+    retry = trials[1]
+    assert retry.user_attrs.get("retry_of") == 0
+    assert retry.params == first.params
+    assert_agree(result)
+    assert client.get_run(result.parent_run_id).info.status == (
+        "FINISHED"
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_study_resumes(tmp_path, monkeypatch, sig):
+    monkeypatch.chdir(tmp_path)
+    proc = start_study(tmp_path)
+    try:
+        wait_for_running_trial(tmp_path, proc)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, out
+    assert "run the same command again to resume" in out
+    assert "Traceback" not in out
+    check_resumed(tmp_path, killed=False)
+
+
+def test_killed_study_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proc = start_study(tmp_path)
+    try:
+        wait_for_running_trial(tmp_path, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    # The dead process left its trial RUNNING in Optuna and its run RUNNING in MLflow; the next
+    # run closes both as interrupted before it re-queues the trial.
+    check_resumed(tmp_path, killed=True)

@@ -1,0 +1,101 @@
+"""`hpexp ui` without a browser: the server command line, its defaults, and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpexp import cli
+from hpexp.tracking import ui
+
+
+def _flag(cmd: list[str], name: str) -> str:
+    assert cmd.count(name) == 1, cmd
+    return cmd[cmd.index(name) + 1]
+
+
+def test_ui_command_binds_localhost_and_passes_the_store(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cmd = ui.ui_command(uri)
+    assert cmd[1:4] == ["-m", "mlflow", "server"]
+    assert _flag(cmd, "--host") == "127.0.0.1"
+    assert _flag(cmd, "--port") == "5000"
+    assert _flag(cmd, "--backend-store-uri") == uri
+    # artifacts are served from where the runs wrote them: mlartifacts/ beside the database
+    assert _flag(cmd, "--default-artifact-root") == (tmp_path / "mlartifacts").as_uri()
+
+
+def test_ui_command_takes_host_and_port() -> None:
+    cmd = ui.ui_command("sqlite:///mlflow.db", "0.0.0.0", 5123)
+    assert _flag(cmd, "--host") == "0.0.0.0"
+    assert _flag(cmd, "--port") == "5123"
+
+
+def test_ui_env_turns_off_the_job_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPEXP_SOME_SETTING", "kept")
+    env = ui.ui_env()
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert env["HPEXP_SOME_SETTING"] == "kept"
+
+
+def test_cli_ui_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(ui, "serve", lambda uri, host, port: calls.append((uri, host, port)) or 0)
+    assert cli.main(["ui"]) == 0
+    assert calls == [("sqlite:///mlflow.db", "127.0.0.1", 5000)]
+
+
+def test_cli_ui_without_a_store_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_server(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("the server must not start without a store")
+
+    monkeypatch.setattr(subprocess, "call", no_server)
+    missing = tmp_path / "nope.db"
+    code = cli.main(["ui", "--tracking-uri", f"sqlite:///{missing}"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hpexp: error: ")
+    assert str(missing) in lines[0]
+    assert not missing.exists()  # looking did not create an empty store
+
+
+def test_serve_runs_the_server_and_warns_off_localhost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mlflow.db").touch()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    seen: dict[str, Any] = {}
+
+    def fake_call(cmd: list[str], env: dict[str, str]) -> int:
+        seen.update(cmd=cmd, env=env)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    assert ui.serve(uri) == 0
+    assert seen["cmd"] == ui.ui_command(uri)
+    assert seen["env"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    out, err = capsys.readouterr()
+    assert "http://127.0.0.1:5000" in out
+    assert err == ""
+
+    assert ui.serve(uri, host="0.0.0.0", port=5001) == 0
+    assert _flag(seen["cmd"], "--host") == "0.0.0.0"
+    assert "warning" in capsys.readouterr().err
+
+
+def test_serve_stops_quietly_on_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mlflow.db").touch()
+
+    def interrupted(*args: Any, **kwargs: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess, "call", interrupted)
+    assert ui.serve(f"sqlite:///{tmp_path}/mlflow.db") == 0
