@@ -33,15 +33,21 @@ def reference_data() -> tuple[np.ndarray, np.ndarray]:
     return np.tile(digits.data / 16.0, (10, 1)), np.tile(digits.target, 10)
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """The fastest of `repeats` runs, in seconds (after one untimed warm-up run)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """The fastest of `repeats` runs of each function, in seconds, after one untimed warm-up.
+
+    The contestants take turns within each repeat, so a slow spell of the machine hits them
+    alike instead of whichever happened to run during it.
+    """
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def updates(m: int, epochs: int) -> int:
@@ -142,7 +148,7 @@ def torch_available() -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per cell (best kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell (best kept)")
     parser.add_argument("--quick", action="store_true", help="2 epochs instead of 10")
     args = parser.parse_args()
     epochs = 2 if args.quick else EPOCHS
@@ -173,10 +179,8 @@ def main() -> None:
     print(header + ratios)
     for title, Xw, yw, dims in workloads:
         for dtype in ("float32", "float64"):
-            times = {
-                name: best_time(partial(fn, Xw, yw, dims, dtype, epochs), args.repeats)
-                for name, fn in contestants.items()
-            }
+            runs = {n: partial(fn, Xw, yw, dims, dtype, epochs) for n, fn in contestants.items()}
+            times = best_times(runs, args.repeats)
             row = f"{title:<40} {dtype:<8}" + "".join(f"{t:>14.3f}" for t in times.values())
             row += "".join(
                 f"{times['hpexp'] / t:>17.2f}×" for n, t in times.items() if n != "hpexp"

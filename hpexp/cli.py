@@ -27,6 +27,13 @@ def _places(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hpexp import __version__
 
@@ -58,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="a study's top trials")
     show.add_argument("study", help="study name")
-    show.add_argument("--top", type=int, default=10, help="how many trials (default 10)")
+    show.add_argument("--top", type=_positive_int, default=10, help="how many (default 10)")
     _places(show)
 
     best = sub.add_parser("best", help="a study's best trial: params, metrics, run id")
@@ -121,13 +128,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     import hpexp
-    from hpexp.report.summary import summary, top_trials
+    from hpexp.report.summary import summary
 
     result = hpexp.load_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
-    if args.top != 5:
-        print(top_trials(result, args.top).to_string(index=False))
-    else:
-        print(summary(result))
+    print(summary(result, top=args.top))
     return 0
 
 

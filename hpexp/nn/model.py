@@ -79,6 +79,9 @@ class MLP:
         self.metadata: dict = {}  # free-form, JSON-serializable; saved with the model
         self._sigma = [get_activation(n) for n in self.activations]
         self._out = get_output(self.output)
+        # Dictionary keys per layer l = 1..L: ("Wl", "bl") and ("dWl", "dbl", "dA{l-1}").
+        self._names = [(f"W{l}", f"b{l}") for l in range(1, self.L + 1)]
+        self._grad_names = [(f"dW{l}", f"db{l}", f"dA{l - 1}") for l in range(1, self.L + 1)]
         rng = np.random.default_rng(self.seed)
         self._parameters: dict[str, Array] = {}
         for l in range(1, self.L + 1):
@@ -198,8 +201,8 @@ class MLP:
             rng = np.random.default_rng(self.seed)
         P, caches = self._parameters, []
         A = X
-        for l in range(1, self.L + 1):
-            A_prev, W, b = A, P[f"W{l}"], P[f"b{l}"]
+        for l, (W_l, b_l) in enumerate(self._names, start=1):
+            A_prev, W, b = A, P[W_l], P[b_l]
             Z = W @ A_prev
             Z += b  # Z[l] = W[l] A[l-1] + b[l]
             if l < self.L:
@@ -246,8 +249,9 @@ class MLP:
         dZ = AL - Y  # dZ[L]
         for l in range(self.L, 0, -1):
             A_prev, W, _, Z, A, mask = caches[l - 1]
+            dW_l, db_l, dA_l = self._grad_names[l - 1]
             if l < self.L:
-                dA = grads[f"dA{l}"]
+                dA = grads[self._grad_names[l][2]]  # dA[l], from layer l+1
                 if mask is not None:
                     dA = dA * mask  # only the units that were kept carry gradient
                 dZ = dA * self._sigma[l - 1].derivative(Z, A)  # dZ = dA ∗ σ'(Z)
@@ -255,12 +259,12 @@ class MLP:
             dW *= 1.0 / m
             if l2:
                 dW += (l2 / m) * W
-            grads[f"dW{l}"] = dW
+            grads[dW_l] = dW
             db = dZ @ ones  # db = 1/m Σ dZ (summing over samples as a matrix-vector product)
             db *= 1.0 / m
-            grads[f"db{l}"] = db
+            grads[db_l] = db
             if l > 1 or input_grad:
-                grads[f"dA{l - 1}"] = W.T @ dZ  # dA_prev = Wᵀ dZ
+                grads[dA_l] = W.T @ dZ  # dA_prev = Wᵀ dZ
         return grads
 
     # -- inference -------------------------------------------------------------------------------

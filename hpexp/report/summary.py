@@ -29,7 +29,7 @@ def top_trials(result: StudyResult, k: int = 5) -> pd.DataFrame:
     return done[[c for c in cols if c in done]].rename(columns={key: metric})
 
 
-def summary(result: StudyResult) -> str:
+def summary(result: StudyResult, top: int = 5) -> str:
     """Counts by state, the top trials, the best trial's test metrics and where to browse."""
     trials = result.trials
     counts = trials["state"].value_counts().to_dict() if len(trials) else {}
@@ -42,7 +42,7 @@ def summary(result: StudyResult) -> str:
         with pd.option_context(
             "display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format
         ):
-            lines.append(top_trials(result).to_string(index=False))
+            lines.append(top_trials(result, top).to_string(index=False))
         best = result.best_trial
         m = result.best_metrics
         tests = ", ".join(
@@ -58,8 +58,5 @@ def summary(result: StudyResult) -> str:
         lines.append(f"  MLflow run {result.best_run_id}")
     else:
         lines.append("no completed trial yet")
-    lines.append(
-        f"browse: make ui  (or: hpexp ui --tracking-uri {result.tracking_uri}) "
-        "-> http://127.0.0.1:5000"
-    )
+    lines.append(f"browse: make ui, then open {result.ui_url()}")
     return "\n".join(lines)

@@ -37,6 +37,21 @@ class StudyResult:
     def parent_run_id(self) -> str | None:
         return self.study.user_attrs.get("mlflow_parent_run_id")
 
+    @functools.cached_property
+    def experiment_id(self) -> str | None:
+        """The study's MLflow experiment id (None if it has none yet)."""
+        from mlflow.tracking import MlflowClient
+
+        found = MlflowClient(self.tracking_uri).get_experiment_by_name(self.spec.experiment)
+        return found.experiment_id if found else None
+
+    def ui_url(self, host: str = "127.0.0.1", port: int = 5000) -> str:
+        """Where the MLflow UI (`make ui` / `hpexp ui`) shows this study's runs."""
+        base = f"http://{host}:{port}"
+        if self.experiment_id is None:
+            return base
+        return f"{base}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+
     def _has_best(self) -> bool:
         return any(t.state == optuna.trial.TrialState.COMPLETE for t in self.study.trials)
 

@@ -30,7 +30,12 @@ from hpexp.search.objective import Objective, worker_id
 from hpexp.search.result import StudyResult
 from hpexp.search.space import flatten, grid_space
 from hpexp.search.spec import DEFAULT_STORAGE, StudySpec, load_spec
-from hpexp.tracking.tracker import STATUS_FOR_STATE, StudyTracker, absolute_uri
+from hpexp.tracking.tracker import (
+    STATUS_FOR_STATE,
+    StudyTracker,
+    absolute_uri,
+    check_tracking_uri,
+)
 
 __all__ = ["finished_count", "list_studies", "load_study", "run_study"]
 
@@ -57,7 +62,7 @@ def run_study(
     """
     spec = _with_places(load_spec(study, overrides), storage, tracking_uri)
     budget = n_trials if n_trials is not None else spec.n_trials
-    if budget is not None and (not isinstance(budget, int) or budget < 1):
+    if budget is not None and (type(budget) is not int or budget < 1):
         raise SpecError(f"n_trials must be an integer >= 1, got {budget!r}")
     timeout = timeout if timeout is not None else spec.timeout
     if timeout is not None and timeout <= 0:
@@ -197,7 +202,9 @@ def finished_count(study: optuna.Study) -> int:
 def _with_places(spec: StudySpec, storage: str | None, tracking_uri: str | None) -> StudySpec:
     """The spec with storage/tracking overrides, and the MLflow URI made absolute (MLflow keeps
     one store per URI string per process, so a relative path must not follow the cwd)."""
-    changes: dict[str, Any] = {"tracking_uri": absolute_uri(tracking_uri or spec.tracking_uri)}
+    uri = tracking_uri or spec.tracking_uri
+    check_tracking_uri(uri, spec.source)
+    changes: dict[str, Any] = {"tracking_uri": absolute_uri(uri)}
     if storage:
         changes["storage"] = storage
     return dataclasses.replace(spec, **changes)

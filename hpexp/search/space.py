@@ -102,7 +102,7 @@ def resolve(
     units = _per_layer(values, "hidden_units", depth)
     activations = _per_layer(values, "activation", depth)
     for name, per_layer in (("hidden_units", units), ("activation", activations)):
-        if f"{name}_1" in values or name in spec.search and spec.search[name].per_layer:
+        if f"{name}_1" in values or (name in spec.search and spec.search[name].per_layer):
             values[name] = per_layer  # searched layer by layer: record the whole list
     model = {
         "layer_dims": [n_x, *units, n_y],

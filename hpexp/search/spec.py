@@ -248,8 +248,6 @@ class _Validator:
             raise self.fail("pruner", "pruning needs a single objective; use {name: none}")
         if sampler["name"] == "grid":
             self.grid_ready(search)
-        if sampler["name"] == "nsga2" and len(objectives) == 1:
-            pass  # NSGA-II also works on one objective
         budget = doc.get("budget")
         budget = self.keys(
             "budget", {"n_trials": 20} if budget is None else budget, ("n_trials", "timeout")
@@ -383,8 +381,6 @@ class _Validator:
             if name in fixed:
                 raise self.fail(where, "is also under fixed:; keep it in one place")
             params[name] = self.search_param(where, name, entry)
-        if "hidden_layers" in params and "hidden_layers" in fixed:  # pragma: no cover
-            raise self.fail("search.hidden_layers", "is also fixed")
         return params
 
     def search_param(self, where: str, name: str, entry: object) -> SearchParam:

@@ -1,9 +1,9 @@
 """An hpexp model as an MLflow pyfunc model: tables in, `predict_frame` tables out.
 
-The network itself travels as the two plain files of `hpexp.nn.io` (model.npz, model.json),
-stored as pyfunc artifacts and read back with `load_model` (never unpickled). The only object
-MLflow serializes is `HpexpPyfuncModel()`, which holds no arrays: MLflow stores a reference to
-the class, so loading needs hpexp importable in the serving environment.
+The network travels as the two plain files of `hpexp.nn.io` (model.npz, model.json), stored as
+pyfunc artifacts and read back with `load_model`. The Python model is given as code
+(`pyfunc_code.py`, MLflow's "models from code"), so nothing in the model directory is a pickle;
+loading needs hpexp importable in the serving environment.
 
     path = save_pyfunc_model(model, tmp / "model", input_example=frame.head())
     MlflowClient().log_artifacts(run_id, str(path), "model")
@@ -41,17 +41,11 @@ _NPZ, _JSON = "model_npz", "model_json"
 class HpexpPyfuncModel(PythonModel):
     """Loads the network from the artifacts "model_npz" and "model_json"; predicts tables.
 
-    The network lives only in memory after `load_context`; it is never part of the pickled
-    object (see `__getstate__`).
+    The network lives only in memory after `load_context`.
     """
 
     def __init__(self) -> None:
         self._model: MLP | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_model"] = None  # the arrays travel as .npz, not in the pickle
-        return state
 
     def load_context(self, context: Any) -> None:
         self._model = _load_artifacts(context.artifacts[_NPZ], context.artifacts[_JSON])
@@ -68,19 +62,13 @@ class HpexpPyfuncModel(PythonModel):
 
 
 def pip_requirements() -> list[str]:
-    """The pinned packages a pyfunc model needs besides mlflow, as installed here.
-
-    cloudpickle reads python_model.pkl (MLflow warns when its version differs at load time).
-    """
-    import cloudpickle
-
+    """The pinned packages a pyfunc model needs besides mlflow, as installed here."""
     import hpexp
 
     return [
         f"hpexp=={hpexp.__version__}",
         f"numpy=={np.__version__}",
         f"pandas=={pd.__version__}",
-        f"cloudpickle=={cloudpickle.__version__}",
     ]
 
 
@@ -114,7 +102,7 @@ def save_pyfunc_model(
             npz = save_model(model, Path(tmp) / "model")
             mlflow.pyfunc.save_model(
                 path=os.fspath(target),
-                python_model=HpexpPyfuncModel(),
+                python_model=os.fspath(Path(__file__).with_name("pyfunc_code.py")),
                 artifacts={_NPZ: os.fspath(npz), _JSON: os.fspath(npz.with_suffix(".json"))},
                 signature=signature,
                 input_example=example,

@@ -37,6 +37,25 @@ def local_artifact_root(tracking_uri: str) -> str | None:
     return None  # a server decides
 
 
+SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(tracking_uri: str, source: str = "tracking") -> None:
+    """Refuse a URI MLflow cannot open, before anything is created."""
+    from hpexp.errors import SpecError
+
+    scheme = tracking_uri.split("://", 1)[0].split("+", 1)[0] if "://" in tracking_uri else ""
+    if scheme and scheme not in SCHEMES:
+        raise SpecError(
+            f"{source}: tracking.uri: unknown scheme '{scheme}://'; use sqlite:///mlflow.db, "
+            "a folder path, http(s)://host:port of a tracking server, or a database URL"
+        )
+    if scheme == "sqlite" and not tracking_uri.startswith("sqlite:///"):
+        raise SpecError(
+            f"{source}: tracking.uri: write sqlite:///relative.db or sqlite:////absolute/path.db"
+        )
+
+
 def absolute_uri(tracking_uri: str) -> str:
     """`sqlite:///rel/path.db` (and a bare store path) anchored at the current directory."""
     if tracking_uri.startswith("sqlite:///") and not tracking_uri.startswith("sqlite:////"):

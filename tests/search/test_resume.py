@@ -88,9 +88,7 @@ def check_resumed(where: Path, killed: bool) -> None:
     assert retry.user_attrs.get("retry_of") == 0
     assert retry.params == first.params
     assert_agree(result)
-    assert client.get_run(result.parent_run_id).info.status == (
-        "FINISHED"
-    )
+    assert client.get_run(result.parent_run_id).info.status == ("FINISHED")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import pickle
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import cloudpickle
 import mlflow
 import mlflow.pyfunc
 import numpy as np
@@ -100,13 +98,13 @@ def test_bad_values_reach_predict_frame(
 def test_model_directory(iris: tuple[Dataset, hpexp.MLP, pd.DataFrame], iris_pyfunc: Path) -> None:
     ds, _, _ = iris
     files = {p.relative_to(iris_pyfunc).as_posix() for p in iris_pyfunc.rglob("*") if p.is_file()}
-    assert {"MLmodel", "requirements.txt", "python_model.pkl", "input_example.json"} <= files
+    assert {"MLmodel", "requirements.txt", "input_example.json"} <= files
+    assert not [f for f in files if f.endswith((".pkl", ".pickle"))]  # models from code
     assert {"artifacts/model.npz", "artifacts/model.json"} <= files
     requirements = (iris_pyfunc / "requirements.txt").read_text().split()
     assert f"numpy=={np.__version__}" in requirements
     assert f"pandas=={pd.__version__}" in requirements
     assert f"hpexp=={hpexp.__version__}" in requirements
-    assert f"cloudpickle=={cloudpickle.__version__}" in requirements
     assert any(r.startswith("mlflow==") for r in requirements)  # added by MLflow
     info = mlflow.models.Model.load(str(iris_pyfunc))
     assert info.signature.inputs.input_names() == list(ds.feature_names)
@@ -115,19 +113,10 @@ def test_model_directory(iris: tuple[Dataset, hpexp.MLP, pd.DataFrame], iris_pyf
     assert len(example["data"]) == 5
 
 
-def test_pickle_holds_no_network(
-    iris: tuple[Dataset, hpexp.MLP, pd.DataFrame], iris_pyfunc: Path
-) -> None:
-    pickled = iris_pyfunc / "python_model.pkl"
-    assert pickled.stat().st_size < 2_000
-    with pickled.open("rb") as f:
-        python_model = cloudpickle.load(f)
-    assert isinstance(python_model, HpexpPyfuncModel)
-    assert python_model._model is None
+def test_loading_reads_the_network_from_the_npz(iris_pyfunc: Path) -> None:
     loaded = mlflow.pyfunc.load_model(str(iris_pyfunc)).unwrap_python_model()
-    assert loaded._model is not None  # load_context read the .npz
-    again = pickle.loads(pickle.dumps(loaded))
-    assert again._model is None
+    assert isinstance(loaded, HpexpPyfuncModel)
+    assert loaded._model is not None  # load_context read model.npz / model.json
 
 
 def test_save_is_quick(iris: tuple[Dataset, hpexp.MLP, pd.DataFrame], tmp_path: Path) -> None:
