@@ -77,7 +77,7 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
             ) from None
     from optuna.storages.journal import JournalFileBackend
 
-    path = Path(url.removeprefix("journal:"))
+    path = Path(url.removeprefix("journal:")).resolve()  # a study object outlives a chdir
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 

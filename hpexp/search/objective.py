@@ -12,7 +12,6 @@ import os
 import socket
 import tempfile
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,9 @@ from hpexp.search.spec import StudySpec
 from hpexp.tracking.tracker import StudyTracker
 
 __all__ = ["Objective", "TrialDiverged", "model_metadata", "trial_seed", "worker_id"]
+
+
+Curves = dict[str, tuple[list[int], list[float]]]  # name -> (steps, values)
 
 
 class TrialDiverged(Exception):
@@ -100,6 +102,7 @@ class Objective:
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         runs: list[_Run] = []
+        curves: Curves = {}
         try:
             for repeat in range(spec.repeats):
                 setup = first if repeat == 0 else self._setup(params, trial.number, repeat)
@@ -107,19 +110,18 @@ class Objective:
                 if runs[-1].history.stop_reason != "completed":
                     break
             curves = self._curves(runs[0].history)
-            self.tracker.log_curves(run_id, curves)
-            return self._finish(trial, run_id, runs, set(curves))
+            return self._finish(trial, run_id, runs, curves)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
-            self._fail(trial, run_id, "interrupted")
+            self._fail(trial, run_id, "interrupted", curves)
             raise
         except TrialDiverged as e:
-            self._fail(trial, run_id, str(e))
+            self._fail(trial, run_id, str(e), curves)
             raise
         except Exception as e:
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
-            self._fail(trial, run_id, f"error: {detail}")
+            self._fail(trial, run_id, f"error: {detail}", curves)
             raise
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -153,23 +155,30 @@ class Objective:
         return _Run(model, history, setup)
 
     @staticmethod
-    def _curves(history: History) -> dict[str, tuple[list[int], list[float]]]:
-        """Training cost at every iteration and validation metrics at every evaluation, with
-        non-finite points left out (MLflow stores numbers only)."""
-        raw: dict[str, tuple[Sequence[int], Sequence[float]]] = {
-            "train_cost": (range(1, len(history.costs) + 1), list(history.costs))
-        }
-        raw |= {k: (history.eval_steps, v) for k, v in history.metrics.items() if k != "cost"}
-        curves = {}
-        for name, (steps, values) in raw.items():
-            kept = [
-                (int(s), float(v)) for s, v in zip(steps, values, strict=True) if np.isfinite(v)
-            ]
-            curves[name] = ([s for s, _ in kept], [v for _, v in kept])
+    def _curves(history: History) -> Curves:
+        """Learning curves by iteration: every validation metric at each evaluation, and the
+        training cost averaged over the iterations since the previous point (a last, partial
+        window too when training stopped between evaluations). Non-finite values are left
+        out: MLflow stores numbers only."""
+
+        def finite(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
+            kept = [(s, float(v)) for s, v in zip(steps, values, strict=True) if np.isfinite(v)]
+            return [s for s, _ in kept], [v for _, v in kept]
+
+        ends = list(history.eval_steps)
+        if history.iterations_run > (ends[-1] if ends else 0):
+            ends.append(history.iterations_run)
+        costs = history.costs[: history.iterations_run]
+        windows = zip([0, *ends[:-1]], ends, strict=True)
+        means = [float(np.mean(costs[a:b])) for a, b in windows]
+        curves = {"train_cost": finite(ends, means)}
+        for name, values in history.metrics.items():
+            if name != "cost":
+                curves[name] = finite(history.eval_steps, values)
         return curves
 
     def _finish(
-        self, trial: optuna.Trial, run_id: str, runs: list[_Run], curves: set[str]
+        self, trial: optuna.Trial, run_id: str, runs: list[_Run], curves: Curves
     ) -> float | list[float]:
         spec, last = self.spec, runs[-1]
         stop = last.history.stop_reason
@@ -187,16 +196,15 @@ class Objective:
         step = runs[0].history.iterations_run
         logged = {k: v for k, v in final.items() if k not in curves or len(runs) > 1}
         if pruned:
-            self.tracker.finish_trial(
-                run_id, "PRUNED", metrics=logged, tags={"hpexp.pruned_at": str(step)}, step=step
-            )
+            tags = {"hpexp.pruned_at": str(step)}
+            self.tracker.finish_trial(run_id, "PRUNED", logged, tags, curves=curves, step=step)
             raise optuna.TrialPruned(f"pruned at iteration {step}")
         with tempfile.TemporaryDirectory(prefix="hpexp-trial-") as tmp:
             model = runs[0].model
             model.metadata = model_metadata(self.ds, spec, trial.number, runs[0].setup.values)
             save_model(model, Path(tmp) / "model" / "model")
             self.tracker.finish_trial(
-                run_id, "COMPLETE", metrics=logged, artifacts=Path(tmp), step=step
+                run_id, "COMPLETE", logged, curves=curves, artifacts=Path(tmp), step=step
             )
         values = [final[o.metric] for o in spec.objectives]
         return values[0] if len(values) == 1 else values
@@ -226,6 +234,7 @@ class Objective:
             out[f"{self.spec.metric}_std"] = float(np.std([r[self.spec.metric] for r in rows]))
         return out
 
-    def _fail(self, trial: optuna.Trial, run_id: str, reason: str) -> None:
+    def _fail(self, trial: optuna.Trial, run_id: str, reason: str, curves: Curves) -> None:
         trial.set_user_attr("fail_reason", reason)
-        self.tracker.finish_trial(run_id, "FAIL", tags={"hpexp.fail_reason": reason[:5000]})
+        tags = {"hpexp.fail_reason": reason[:5000]}
+        self.tracker.finish_trial(run_id, "FAIL", tags=tags, curves=curves)

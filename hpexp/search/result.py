@@ -85,7 +85,20 @@ class StudyResult:
 
     @functools.cached_property
     def trials(self) -> pd.DataFrame:
-        return trials_frame(self.study, [o.metric for o in self.spec.objectives])
+        frame = trials_frame(self.study, [o.metric for o in self.spec.objectives])
+        # parameters in study-file order, per-layer ones by layer: hidden_units_1, _2, ...
+        order = {name: i for i, name in enumerate(self.spec.search)}
+
+        def rank(column: str) -> tuple[int, int]:
+            base, _, layer = column.rpartition("_")
+            if base in order and layer.isdigit():
+                return order[base], int(layer)
+            return order.get(column, len(order)), 0
+
+        params = sorted((c for c in frame.columns if rank(c)[0] < len(order)), key=rank)
+        head = [c for c in frame.columns if c in ("number", "state") or c.startswith("value")]
+        tail = [c for c in frame.columns if c not in params and c not in head]
+        return frame[head + params + tail]
 
     def compare(self, param: str, metric: str | None = None) -> pd.DataFrame:
         """Completed trials grouped by `param`: count, mean, std, best of the objective metric."""

@@ -23,7 +23,7 @@ STATUS_FOR_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"
 TAG = "hpexp."  # prefix of hpexp's own tags
 MAX_PARAM_LENGTH = 6000
 
-for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking", "mlflow.store"):
+for _noisy in ("alembic", "mlflow.store", "mlflow.tracking", "mlflow.pyfunc", "mlflow.models"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
@@ -153,17 +153,6 @@ class StudyTracker:
         self._log(run_id, params=params)
         return run_id
 
-    def log_curves(self, run_id: str, curves: Mapping[str, tuple[Iterable[int], Iterable[float]]]):
-        """Per-step metrics: {name: (steps, values)}, sent in as few requests as MLflow allows."""
-        now = _now_ms()
-        metrics = [
-            Metric(name, float(v), now, int(s))
-            for name, (steps, values) in curves.items()
-            for s, v in zip(steps, values, strict=True)
-        ]
-        if metrics:
-            self.client.log_batch(run_id, metrics=metrics)
-
     def finish_trial(
         self,
         run_id: str,
@@ -172,10 +161,20 @@ class StudyTracker:
         tags: Mapping[str, str] = {},
         artifacts: Path | None = None,
         step: int = 0,
+        curves: Mapping[str, tuple[Iterable[int], Iterable[float]]] = {},
     ) -> None:
-        """Final metrics (at `step`), the state tag, artifacts (a folder), and the MLflow status
-        for `state` (an Optuna state name: COMPLETE, PRUNED or FAIL)."""
-        self._log(run_id, metrics=metrics, tags={TAG + "state": state, **tags}, step=step)
+        """End a trial's run: its learning curves ({name: (steps, values)}) and final metrics
+        (at `step`) in one batch, the state tag, artifacts (a folder), and the MLflow status for
+        `state` (an Optuna state name: COMPLETE, PRUNED or FAIL)."""
+        now = _now_ms()
+        points = [
+            Metric(name, float(v), now, int(s))
+            for name, (steps, values) in curves.items()
+            for s, v in zip(steps, values, strict=True)
+        ]
+        self._log(
+            run_id, metrics=metrics, tags={TAG + "state": state, **tags}, step=step, extra=points
+        )
         if artifacts is not None:
             self.client.log_artifacts(run_id, str(artifacts))
         self.client.set_terminated(run_id, STATUS_FOR_STATE[state])
@@ -205,11 +204,12 @@ class StudyTracker:
         metrics: Mapping[str, float] = {},
         tags: Mapping[str, str] = {},
         step: int = 0,
+        extra: Iterable[Metric] = (),
     ) -> None:
         now = _now_ms()
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()],
+            metrics=[*extra, *(Metric(k, float(v), now, step) for k, v in metrics.items())],
             params=[Param(k, _param_value(v)) for k, v in params.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
