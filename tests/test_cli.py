@@ -25,12 +25,6 @@ STUDY = {
 }
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def _write_study(path: Path, **changes: object) -> Path:
     path.write_text(yaml.safe_dump({**STUDY, **changes}, sort_keys=False))
     return path

@@ -12,35 +12,7 @@ import hpexp
 from hpexp.data import Dataset
 from hpexp.errors import DataError
 from hpexp.predict import predict_csv, predict_frame, select_features
-
-OUTPUTS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
-
-
-def trained(name: str) -> tuple[Dataset, hpexp.MLP]:
-    """A small model trained briefly on a built-in dataset, with the metadata a study saves."""
-    ds = hpexp.load_dataset(name)
-    model = hpexp.MLP([ds.n_x, 8, ds.n_y], activation="tanh", output=OUTPUTS[ds.task], seed=1)
-    hpexp.train(model, ds.X_train, ds.Y_train, learning_rate=0.1, iterations=200, optimizer="adam")
-    regression = ds.task == "regression"
-    model.metadata = {
-        "feature_names": list(ds.feature_names),
-        "x_mean": ds.x_mean.ravel().tolist(),
-        "x_std": ds.x_std.ravel().tolist(),
-        "task": ds.task,
-        "class_names": list(ds.class_names),
-        "target_names": [ds.target_name] if regression else [],
-        "target_mean": ds.target_mean.ravel().tolist() if ds.target_mean is not None else None,
-        "target_std": ds.target_std.ravel().tolist() if ds.target_std is not None else None,
-        "params": {"learning_rate": 0.1},
-    }
-    return ds, model
-
-
-def raw_rows(ds: Dataset) -> pd.DataFrame:
-    """The validation split as a user would hold it: raw units, one row per sample."""
-    raw = ds.X_val * ds.x_std + ds.x_mean  # undo the standardization: (n_x, m)
-    index = pd.Index([f"s{k}" for k in range(ds.m_val)], name="sample")
-    return pd.DataFrame(raw.T, columns=list(ds.feature_names), index=index)
+from tests.conftest import raw_rows, trained
 
 
 @pytest.fixture(scope="module")

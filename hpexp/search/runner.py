@@ -106,7 +106,7 @@ def run_study(
         )
     else:
         objective = Objective(spec, dataset, tracker)
-        bar = _progress(todo, spec, study_obj) if progress else None
+        bar = _Progress(todo, spec) if progress else None
         try:
             with _stop_signals_interrupt():
                 study_obj.optimize(
@@ -317,7 +317,9 @@ def _enqueue_baselines(spec: StudySpec, study: optuna.Study) -> None:
 
 
 class _Progress:
-    def __init__(self, total: int | None, spec: StudySpec, study: optuna.Study) -> None:
+    """A tqdm bar over trials, with counts of pruned and failed ones and the best value."""
+
+    def __init__(self, total: int | None, spec: StudySpec) -> None:
         from tqdm.auto import tqdm
 
         self.spec = spec
@@ -345,10 +347,6 @@ class _Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _progress(total: int | None, spec: StudySpec, study: optuna.Study) -> _Progress:
-    return _Progress(total, spec, study)
 
 
 @contextlib.contextmanager

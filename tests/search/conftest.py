@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
 from mlflow.tracking import MlflowClient
 
 import hpexp
@@ -32,13 +31,6 @@ def tiny(**changes: Any) -> dict[str, Any]:
     doc = copy.deepcopy(TINY)
     doc.update(changes)
     return doc
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """Run in an empty directory: the embedded stores (optuna.journal, mlflow.db) land here."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def run(doc: dict[str, Any], **kwargs: Any) -> hpexp.StudyResult:

@@ -23,12 +23,6 @@ STUDY: dict[str, Any] = {
 CREATED = ("optuna.journal", "mlflow.db", "mlartifacts", "mlruns")
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def _write_study(path: Path, **changes: Any) -> Path:
     path.write_text(yaml.safe_dump({**STUDY, **changes}, sort_keys=False))
     return path

@@ -20,28 +20,14 @@ from hpexp.data import Dataset
 from hpexp.errors import DataError
 from hpexp.predict import predict_frame
 from hpexp.tracking.pyfunc import HpexpPyfuncModel, save_pyfunc_model
-
-OUTPUTS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+from tests.conftest import raw_rows
+from tests.conftest import trained as trained_model
 
 
 def trained(name: str) -> tuple[Dataset, hpexp.MLP, pd.DataFrame]:
     """A briefly trained model with the metadata a study saves, and raw validation rows."""
-    ds = hpexp.load_dataset(name)
-    model = hpexp.MLP([ds.n_x, 8, ds.n_y], activation="tanh", output=OUTPUTS[ds.task], seed=1)
-    hpexp.train(model, ds.X_train, ds.Y_train, learning_rate=0.1, iterations=200, optimizer="adam")
-    regression = ds.task == "regression"
-    model.metadata = {
-        "feature_names": list(ds.feature_names),
-        "x_mean": ds.x_mean.ravel().tolist(),
-        "x_std": ds.x_std.ravel().tolist(),
-        "task": ds.task,
-        "class_names": list(ds.class_names),
-        "target_names": [ds.target_name] if regression else [],
-        "target_mean": ds.target_mean.ravel().tolist() if ds.target_mean is not None else None,
-        "target_std": ds.target_std.ravel().tolist() if ds.target_std is not None else None,
-    }
-    rows = pd.DataFrame((ds.X_val * ds.x_std + ds.x_mean).T, columns=list(ds.feature_names))
-    return ds, model, rows
+    ds, model = trained_model(name)
+    return ds, model, raw_rows(ds, index=False)
 
 
 @pytest.fixture(scope="module")

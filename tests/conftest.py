@@ -1,0 +1,47 @@
+"""Fixtures and helpers shared across the test packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import hpexp
+from hpexp.data import Dataset
+
+OUTPUTS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty directory: the embedded stores (optuna.journal, mlflow.db) land here."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def trained(name: str) -> tuple[Dataset, hpexp.MLP]:
+    """A small model trained briefly on a built-in dataset, with the metadata a study saves."""
+    ds = hpexp.load_dataset(name)
+    model = hpexp.MLP([ds.n_x, 8, ds.n_y], activation="tanh", output=OUTPUTS[ds.task], seed=1)
+    hpexp.train(model, ds.X_train, ds.Y_train, learning_rate=0.1, iterations=200, optimizer="adam")
+    regression = ds.task == "regression"
+    model.metadata = {
+        "feature_names": list(ds.feature_names),
+        "x_mean": ds.x_mean.ravel().tolist(),
+        "x_std": ds.x_std.ravel().tolist(),
+        "task": ds.task,
+        "class_names": list(ds.class_names),
+        "target_names": [ds.target_name] if regression else [],
+        "target_mean": ds.target_mean.ravel().tolist() if ds.target_mean is not None else None,
+        "target_std": ds.target_std.ravel().tolist() if ds.target_std is not None else None,
+        "params": {"learning_rate": 0.1},
+    }
+    return ds, model
+
+
+def raw_rows(ds: Dataset, index: bool = True) -> pd.DataFrame:
+    """The validation split as a user would hold it: raw units, one row per sample."""
+    raw = ds.X_val * ds.x_std + ds.x_mean  # undo the standardization: (n_x, m)
+    labels = pd.Index([f"s{k}" for k in range(ds.m_val)], name="sample") if index else None
+    return pd.DataFrame(raw.T, columns=list(ds.feature_names), index=labels)
