@@ -23,13 +23,13 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from hpexp.data import Dataset, load_dataset
+from hpexp.data import Dataset
 from hpexp.errors import DataError, SpecError
 from hpexp.search.factories import make_pruner, make_sampler, make_storage, redact_url
 from hpexp.search.objective import Objective, worker_id
 from hpexp.search.result import StudyResult
 from hpexp.search.space import flatten, grid_space
-from hpexp.search.spec import DEFAULT_STORAGE, StudySpec, load_spec
+from hpexp.search.spec import DEFAULT_STORAGE, StudySpec, load_spec, study_dataset
 from hpexp.tracking.tracker import (
     STATUS_FOR_STATE,
     StudyTracker,
@@ -212,7 +212,7 @@ def _with_places(spec: StudySpec, storage: str | None, tracking_uri: str | None)
 
 def _dataset(spec: StudySpec) -> Dataset:
     try:
-        return load_dataset(**spec.dataset)
+        return study_dataset(spec.dataset)
     except DataError as e:
         raise SpecError(f"{spec.source}: dataset: {e}") from None
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import inspect
+import json
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -19,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from hpexp.data import Dataset, load_dataset
 from hpexp.errors import DataError, SpecError
 from hpexp.search.hyperparams import HYPERPARAMETERS, OUTPUT_FOR_TASK, check_value
 
@@ -314,10 +317,8 @@ class _Validator:
                     f"data file '{path}' not found (paths are relative to the study file)",
                 )
             options["name"] = str(path)
-        from hpexp.data import load_dataset
-
         try:
-            ds = load_dataset(**options)
+            ds = study_dataset(options)
         except DataError as e:
             raise self.fail("dataset", str(e)) from None
         except TypeError as e:
@@ -571,6 +572,23 @@ def _option_ok(default: object, value: object) -> bool:
     if isinstance(default, int):
         return _is_int(value)
     return _is_num(value)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_dataset(key: str, file_version: tuple[int, int] | None) -> Dataset:
+    return load_dataset(**json.loads(key))
+
+
+def study_dataset(options: Mapping[str, Any]) -> Dataset:
+    """`load_dataset(**options)`, loaded once for validating and running a study (a Dataset's
+    arrays are read-only, so it can be shared); a data file is read again when it changes."""
+    try:
+        key = json.dumps(dict(options), sort_keys=True)
+    except TypeError:
+        return load_dataset(**options)
+    path = Path(str(options.get("name", "")))
+    stat = path.stat() if path.suffix.lower() in (".csv", ".npz") and path.is_file() else None
+    return _cached_dataset(key, (stat.st_mtime_ns, stat.st_size) if stat else None)
 
 
 def _is_int(v: object) -> bool:
