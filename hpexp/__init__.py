@@ -31,11 +31,13 @@ __version__ = "0.1.0"
 
 # Names served lazily from the study engine, so `import hpexp` stays fast and light.
 _LAZY = {
-    "StudyResult": "hpexp.search",
+    "StudyResult": "hpexp.result",
     "StudySpec": "hpexp.search",
     "load_spec": "hpexp.search",
-    "run_study": "hpexp.search",
-    "load_study": "hpexp.search",
+    "run_study": "hpexp.study",
+    "load_study": "hpexp.study",
+    "sync_study": "hpexp.study",
+    "check_study": "hpexp.study",
     "list_studies": "hpexp.search",
 }
 
@@ -51,6 +53,7 @@ __all__ = [
     "StudySpec",
     "TrainConfig",
     "__version__",
+    "check_study",
     "evaluate",
     "gradient_check",
     "list_studies",
@@ -60,6 +63,7 @@ __all__ = [
     "load_study",
     "run_study",
     "save_model",
+    "sync_study",
     "train",
 ]
 

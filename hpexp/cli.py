@@ -1,7 +1,7 @@
 """The `hpexp` command: thin commands that forward to library functions.
 
     hpexp run studies/quickstart.yaml [--n-trials N] [--timeout S] [--set key=value ...]
-    hpexp list | show STUDY | best STUDY | ui | predict MODEL DATA.csv | datasets
+    hpexp list | show STUDY [--all] | best STUDY | ui | predict MODEL DATA.csv | datasets
 
 Bad input prints one line on stderr and exits with code 2.
 """
@@ -63,15 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the studies in the storage")
     _places(ls)
 
-    show = sub.add_parser("show", help="a study's top trials")
+    show = sub.add_parser("show", help="a study's top trials (--all: every trial)")
     show.add_argument("study", help="study name")
     show.add_argument("--top", type=_positive_int, default=10, help="how many (default 10)")
+    show.add_argument(
+        "--all",
+        action="store_true",
+        help="list every trial with its status (complete, pruned, failed, interrupted, ...)",
+    )
     _places(show)
 
     best = sub.add_parser("best", help="a study's best trial: params, metrics, run id")
     best.add_argument("study", help="study name")
     best.add_argument("--save", metavar="PATH", help="also save its model as PATH.npz/.json")
     _places(best)
+
+    sync = sub.add_parser(
+        "sync", help="rebuild what MLflow is missing or has wrong from the Optuna storage"
+    )
+    sync.add_argument("study", help="study name")
+    _places(sync)
+
+    check = sub.add_parser(
+        "check", help="compare MLflow with the Optuna storage; exit 1 if they disagree"
+    )
+    check.add_argument("study", help="study name")
+    _places(check)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
     ui.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
@@ -128,10 +145,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     import hpexp
-    from hpexp.report.summary import summary
+    from hpexp.report.summary import all_trials, summary
 
     result = hpexp.load_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
-    print(summary(result, top=args.top))
+    print(all_trials(result) if args.all else summary(result, top=args.top))
     return 0
 
 
@@ -147,10 +164,36 @@ def cmd_best(args: argparse.Namespace) -> int:
     print("  params:")
     for k, v in trial.params.items():
         print(f"    {k}: {v}")
-    print(f"  MLflow run: {result.best_run_id}")
+    print(
+        f"  MLflow run: {result.best_run_id or 'not written yet (hpexp sync ' + result.name + ')'}"
+    )
     if args.save:
         path = hpexp.save_model(result.best_model(), args.save)
         print(f"  model saved: {path} (+ .json)")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    import hpexp
+
+    report = hpexp.sync_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
+    print(f"study '{args.study}': {report}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import hpexp
+
+    problems = hpexp.check_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
+    for line in problems:
+        print(line)
+    if problems:
+        print(
+            f"{len(problems)} difference(s); fix them with: hpexp sync {args.study}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"study '{args.study}': MLflow agrees with the Optuna storage")
     return 0
 
 
@@ -193,6 +236,8 @@ COMMANDS = {
     "list": cmd_list,
     "show": cmd_show,
     "best": cmd_best,
+    "sync": cmd_sync,
+    "check": cmd_check,
     "ui": cmd_ui,
     "predict": cmd_predict,
     "datasets": cmd_datasets,

@@ -6,7 +6,7 @@ any `HpexpError` into one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "HpexpError", "SpecError"]
+__all__ = ["ConfigError", "DataError", "HpexpError", "SpecError", "StoreError"]
 
 
 class HpexpError(ValueError):
@@ -23,3 +23,7 @@ class DataError(HpexpError):
 
 class SpecError(HpexpError):
     """A study file (YAML) or study spec is invalid."""
+
+
+class StoreError(HpexpError):
+    """An Optuna or MLflow store is damaged or cannot be opened."""

@@ -271,6 +271,12 @@ def test_run_list_show_best_predict(workdir: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "val_accuracy" in out and "learning_rate" in out
 
+    assert main(["show", "cli_tiny", "--all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("study 'cli_tiny': 3 trials (")
+    assert lines[1].split()[:3] == ["number", "status", "val_accuracy"]
+    assert len(lines) == 2 + 3
+
     assert main(["best", "cli_tiny", "--save", "model"]) == 0
     out = capsys.readouterr().out
     assert "best trial" in out and "learning_rate" in out and "MLflow run" in out

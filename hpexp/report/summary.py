@@ -1,47 +1,107 @@
-"""The text summary printed at the end of a study."""
+"""The text summary printed at the end of a study, and the full list of its trials."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 if TYPE_CHECKING:
-    from hpexp.search.result import StudyResult
+    from hpexp.result import StudyResult
 
-__all__ = ["summary", "top_trials"]
+__all__ = ["all_trials", "counts_line", "summary", "top_trials"]
+
+# statuses named in the counts line only when some trial has them: (singular, plural)
+_RARE = {
+    "interrupted": ("interrupted and re-run", "interrupted and re-run"),
+    "duplicate": ("duplicate proposal skipped", "duplicate proposals skipped"),
+    "running": ("running", "running"),
+    "waiting": ("waiting", "waiting"),
+}
+_REASON_WIDTH = 40
+
+
+@contextlib.contextmanager
+def _display() -> Iterator[None]:
+    with pd.option_context(
+        "display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format
+    ):
+        yield
+
+
+def _objectives(result: StudyResult) -> dict[str, str]:
+    """Objective value column -> metric name, in objective order."""
+    if not result.spec.multi_objective:
+        return {"value": result.spec.metric}
+    return {f"value_{o.metric}": o.metric for o in result.spec.objectives}
+
+
+def _searched(result: StudyResult) -> list[str]:
+    """The searched parameters' columns, in table order."""
+    names = {name for t in result.study.trials for name in t.params}
+    return [c for c in result.trials.columns if c in names]
+
+
+def counts_line(result: StudyResult) -> str:
+    """`study 'x': 52 trials (38 complete, 12 pruned, 1 failed, 1 interrupted and re-run)`."""
+    trials = result.trials
+    n = trials["status"].value_counts().to_dict() if len(trials) else {}
+    parts = [f"{n.get(s, 0)} {s}" for s in ("complete", "pruned", "failed")]
+    parts += [f"{n[s]} {words[n[s] != 1]}" for s, words in _RARE.items() if n.get(s)]
+    return f"study '{result.name}': {len(trials)} trials ({', '.join(parts)})"
 
 
 def top_trials(result: StudyResult, k: int = 5) -> pd.DataFrame:
-    """The k best completed trials: objective, test metric(s), searched params, duration."""
-    trials = result.trials
-    if trials.empty or ("value" not in trials and not result.spec.multi_objective):
+    """The k best completed trials by the first objective: objective(s), a `pareto` mark (`*`)
+    for several objectives, test metric, searched params, duration."""
+    trials, objectives = result.trials, _objectives(result)
+    keys = list(objectives)
+    if trials.empty or keys[0] not in trials:
         return trials.head(0)
-    done = trials[trials["state"] == "COMPLETE"]
-    key = "value" if "value" in done else f"value_{result.spec.metric}"
     ascending = result.spec.objectives[0].direction == "minimize"
-    done = done.sort_values(key, ascending=ascending).head(k)
-    metric = result.spec.metric
-    test = "test_" + metric.removeprefix("val_")
-    searched = {name for t in result.study.trials for name in t.params}
-    params = [c for c in trials.columns if c in searched]
-    cols = ["number", key] + ([test] if test in done else []) + params + ["duration_s"]
-    return done[[c for c in cols if c in done]].rename(columns={key: metric})
+    done = trials[trials["status"] == "complete"]
+    done = done.sort_values(keys[0], ascending=ascending, kind="stable").head(k)
+    marks = []
+    if result.spec.multi_objective:
+        front = {t.number for t in result.study.best_trials}
+        done = done.assign(pareto=["*" if n in front else "" for n in done["number"]])
+        marks = ["pareto"]
+    test = "test_" + result.spec.metric.removeprefix("val_")
+    tests = [test] if test in done and test not in objectives.values() else []
+    cols = ["number", *keys, *marks, *tests, *_searched(result), "duration_s"]
+    return done[[c for c in cols if c in done]].rename(columns=objectives)
+
+
+def all_trials(result: StudyResult) -> str:
+    """The counts line, then every trial: number, status, objective value(s), searched params,
+    fail reason (shortened) and duration."""
+    trials, objectives = result.trials, _objectives(result)
+    if trials.empty:
+        return f"{counts_line(result)}\nno trials yet"
+    reasons = trials["fail_reason"].map(_short)
+    cols = ["number", "status", *objectives, *_searched(result), "fail_reason", "duration_s"]
+    table = trials.assign(fail_reason=reasons)[[c for c in cols if c in trials]]
+    with _display():
+        text = table.rename(columns=objectives).to_string(index=False, na_rep="-")
+    return f"{counts_line(result)}\n{text}"
+
+
+def _short(reason: object) -> str:
+    """A fail reason's first line, cut to fit a table column."""
+    if not isinstance(reason, str) or not reason:
+        return ""
+    lines = reason.strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= _REASON_WIDTH else line[: _REASON_WIDTH - 3] + "..."
 
 
 def summary(result: StudyResult, top: int = 5) -> str:
-    """Counts by state, the top trials, the best trial's test metrics and where to browse."""
-    trials = result.trials
-    counts = trials["state"].value_counts().to_dict() if len(trials) else {}
-    lines = [
-        f"\nstudy '{result.name}': {len(trials)} trials "
-        f"({counts.get('COMPLETE', 0)} complete, {counts.get('PRUNED', 0)} pruned, "
-        f"{counts.get('FAIL', 0)} failed)"
-    ]
+    """Counts by status, the top trials, the best trial's test metrics and where to browse."""
+    lines = ["\n" + counts_line(result)]
     if result._has_best():
-        with pd.option_context(
-            "display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format
-        ):
+        with _display():
             lines.append(top_trials(result, top).to_string(index=False))
         best = result.best_trial
         m = result.best_metrics
@@ -55,7 +115,9 @@ def summary(result: StudyResult, top: int = 5) -> str:
             + (f"; {tests}" if tests else "")
         )
         lines.append(f"  params: {best.params}")
-        lines.append(f"  MLflow run {result.best_run_id}")
+        run_id = result.best_run_id
+        if run_id:
+            lines.append(f"  MLflow run {run_id}")
     else:
         lines.append("no completed trial yet")
     lines.append(f"browse: make ui, then open {result.ui_url()}")

@@ -1,7 +1,17 @@
-"""The study engine: study files, search space, objective and the Optuna runner."""
+"""The study engine: study files, search space, objective and the Optuna runner.
 
-from hpexp.search.result import StudyResult
-from hpexp.search.runner import list_studies, load_study, run_study
+It knows nothing of MLflow or reports: the composing module `hpexp.study` wires it to them.
+"""
+
+from hpexp.search.runner import finished_count, list_studies, open_study, optimize, reopen_study
 from hpexp.search.spec import StudySpec, load_spec
 
-__all__ = ["StudyResult", "StudySpec", "list_studies", "load_spec", "load_study", "run_study"]
+__all__ = [
+    "StudySpec",
+    "finished_count",
+    "list_studies",
+    "load_spec",
+    "open_study",
+    "optimize",
+    "reopen_study",
+]

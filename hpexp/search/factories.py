@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 
 from hpexp.errors import SpecError
 
-__all__ = ["constructor", "make_pruner", "make_sampler", "make_storage", "redact_url"]
+__all__ = [
+    "constructor",
+    "make_pruner",
+    "make_sampler",
+    "make_storage",
+    "models_root",
+    "redact_url",
+    "stream_seed",
+]
 
 
 def constructor(kind: str, name: str) -> Any:
@@ -31,13 +41,34 @@ def constructor(kind: str, name: str) -> Any:
     }[name]
 
 
+#: Samplers that keep their place in the study itself (grid points visited, the QMC sequence's
+#: index): they continue correctly with the study's own seed and must keep it.
+SELF_PLACING = ("grid", "qmc")
+
+
+def stream_seed(seed: int, *stream: int) -> int:
+    """A 32-bit seed for sampler stream `stream` of a study seeded with `seed`."""
+    if not stream:
+        return seed
+    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
+
+
 def make_sampler(
-    options: dict[str, Any], seed: int, grid: dict[str, list] | None = None
+    options: dict[str, Any],
+    seed: int,
+    grid: dict[str, list] | None = None,
+    stream: tuple[int, ...] = (),
 ) -> optuna.samplers.BaseSampler:
-    """A seeded sampler; `grid` is the search space the grid sampler enumerates."""
+    """A seeded sampler; `grid` is the search space the grid sampler enumerates.
+
+    `stream` picks a distinct random stream (e.g. (trials already in the study, pid)) so a
+    resumed study or a second process never replays the proposals of the first; a fresh study
+    (no stream) uses the study's seed as it is, so it proposes the same sequence every time.
+    """
     options = dict(options)
     name = options.pop("name")
-    options.setdefault("seed", seed)
+    base = options.pop("seed", seed)
+    options["seed"] = base if name in SELF_PLACING else stream_seed(base, *stream)
     if name == "grid":
         return optuna.samplers.GridSampler(grid or {}, **options)
     if name == "tpe":
@@ -77,9 +108,24 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
             ) from None
     from optuna.storages.journal import JournalFileBackend
 
+    from hpexp.search.journal import repair_journal
+
     path = Path(url.removeprefix("journal:")).resolve()  # a study object outlives a chdir
     path.parent.mkdir(parents=True, exist_ok=True)
+    warning = repair_journal(path)
+    if warning:
+        print(f"hpexp: warning: {warning}", file=sys.stderr)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def models_root(url: str) -> Path:
+    """Where trial networks are kept: `hpexp-models/` beside the journal or SQLite file, or in
+    the current folder for a database server."""
+    if storage_kind(url) == "journal":
+        return Path(url.removeprefix("journal:")).resolve().parent / "hpexp-models"
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).resolve().parent / "hpexp-models"
+    return Path.cwd() / "hpexp-models"
 
 
 def redact_url(url: str) -> str:

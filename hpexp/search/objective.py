@@ -1,16 +1,20 @@
-"""The objective Optuna calls once per trial: suggest, train, report, prune, record, return.
+"""The objective: one trial's training, recorded in the trial itself.
 
 Each trial trains `repeats` networks with seeds derived from (study seed, trial number, repeat)
 and returns the mean of the validation metric (its std is recorded). The first repeat reports
 its validation metric to Optuna at every evaluation (step = iteration), so the pruner can stop
 hopeless trials. Test metrics are computed for reporting only, never returned to Optuna.
+
+Everything a trial produced goes into the Optuna storage, the study's record: final metrics
+(user attribute `metrics`), learning curves (`curves`), how it ended and where its model file is
+(`record`). The model itself is saved beside the storage (`ModelFiles`). Tracking reads all of it
+from there later, off the training path.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +25,20 @@ import optuna
 
 from hpexp.data import Dataset
 from hpexp.nn import MLP, History, evaluate, save_model, train
-from hpexp.search.space import TrialSetup, resolve, suggest
+from hpexp.search.space import TrialSetup, resolve
 from hpexp.search.spec import StudySpec
-from hpexp.tracking.tracker import StudyTracker
 
-__all__ = ["Objective", "TrialDiverged", "model_metadata", "trial_seed", "worker_id"]
+__all__ = [
+    "Curves",
+    "ModelFiles",
+    "Objective",
+    "TrialDiverged",
+    "model_metadata",
+    "trial_seed",
+    "worker_id",
+]
 
-
-Curves = dict[str, tuple[list[int], list[float]]]  # name -> (steps, values)
+Curves = dict[str, list[list[float]]]  # name -> [steps, values]
 
 
 class TrialDiverged(Exception):
@@ -43,6 +53,25 @@ def trial_seed(study_seed: int, number: int, repeat: int) -> int:
 def worker_id() -> str:
     """host:pid of this process, recorded on each trial to recognise trials left by a dead one."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a study keeps its trials' networks: `root/trial-00007/model.npz` + `model.json`
+    (`root` is `hpexp-models/<study>` beside the Optuna storage)."""
+
+    root: Path
+
+    def folder(self, number: int) -> Path:
+        return self.root / f"trial-{number:05d}"
+
+    def path(self, number: int) -> Path:
+        """The path without suffix, as `save_model`/`load_model` take it."""
+        return self.folder(number) / "model"
+
+    def exists(self, number: int) -> bool:
+        p = self.path(number)
+        return p.with_suffix(".npz").is_file() and p.with_suffix(".json").is_file()
 
 
 def model_metadata(ds: Dataset, spec: StudySpec, number: int, values: dict[str, Any]) -> dict:
@@ -66,7 +95,7 @@ def model_metadata(ds: Dataset, spec: StudySpec, number: int, values: dict[str, 
         "target_std": col(ds.target_std),
         "study": spec.name,
         "trial": number,
-        "params": {k: v for k, v in values.items()},
+        "params": dict(values),
     }
 
 
@@ -78,11 +107,13 @@ class _Run:
 
 
 class Objective:
-    """Callable for `study.optimize`; records every trial in MLflow through `tracker`."""
+    """`objective(trial, params)` trains the configuration `params` (already suggested on
+    `trial`) and returns the objective value(s); raises `optuna.TrialPruned` when the pruner
+    stops it and `TrialDiverged` when its cost stops being finite. Any exception leaves the
+    reason in the trial's `fail_reason` attribute."""
 
-    def __init__(self, spec: StudySpec, dataset: Dataset, tracker: StudyTracker) -> None:
-        self.spec, self.ds, self.tracker = spec, dataset, tracker
-        self.worker = worker_id()
+    def __init__(self, spec: StudySpec, dataset: Dataset, models: ModelFiles) -> None:
+        self.spec, self.ds, self.models = spec, dataset, models
         dtype = spec.setting("dtype")
         # Convert once, not once per trial.
         self.data = {
@@ -90,38 +121,26 @@ class Objective:
             for split in ("X_train", "Y_train", "X_val", "Y_val", "X_test", "Y_test")
         }
 
-    def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        spec = self.spec
-        params = suggest(trial, spec)
-        first = self._setup(params, trial.number, 0)
-        trial.set_user_attr("worker", self.worker)
-        run_id = self.tracker.start_trial(
-            trial.number,
-            params={**first.values, **params, "layer_dims": first.model["layer_dims"]},
-            tags={"hpexp.seed": str(first.model["seed"]), "hpexp.repeats": str(spec.repeats)},
-        )
-        trial.set_user_attr("mlflow_run_id", run_id)
+    def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> float | list[float]:
         runs: list[_Run] = []
-        curves: Curves = {}
         try:
-            for repeat in range(spec.repeats):
-                setup = first if repeat == 0 else self._setup(params, trial.number, repeat)
+            for repeat in range(self.spec.repeats):
+                setup = self._setup(params, trial.number, repeat)
                 runs.append(self._train(trial, setup, report=repeat == 0))
                 if runs[-1].history.stop_reason != "completed":
                     break
-            curves = self._curves(runs[0].history)
-            return self._finish(trial, run_id, runs, curves)
+            return self._finish(trial, runs)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
-            self._fail(trial, run_id, "interrupted", curves)
+            self._fail(trial, runs, "interrupted")
             raise
         except TrialDiverged as e:
-            self._fail(trial, run_id, str(e), curves)
+            self._fail(trial, runs, str(e))
             raise
         except Exception as e:
             detail = traceback.format_exception_only(type(e), e)[-1].strip()
-            self._fail(trial, run_id, f"error: {detail}", curves)
+            self._fail(trial, runs, f"error: {detail}")
             raise
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -154,60 +173,48 @@ class Objective:
         )
         return _Run(model, history, setup)
 
-    @staticmethod
-    def _curves(history: History) -> Curves:
-        """Learning curves by iteration: every validation metric at each evaluation, and the
-        training cost averaged over the iterations since the previous point (a last, partial
-        window too when training stopped between evaluations). Non-finite values are left
-        out: MLflow stores numbers only."""
-
-        def finite(steps: list[int], values: list[float]) -> tuple[list[int], list[float]]:
-            kept = [(s, float(v)) for s, v in zip(steps, values, strict=True) if np.isfinite(v)]
-            return [s for s, _ in kept], [v for _, v in kept]
-
-        ends = list(history.eval_steps)
-        if history.iterations_run > (ends[-1] if ends else 0):
-            ends.append(history.iterations_run)
-        costs = history.costs[: history.iterations_run]
-        windows = zip([0, *ends[:-1]], ends, strict=True)
-        means = [float(np.mean(costs[a:b])) for a, b in windows]
-        curves = {"train_cost": finite(ends, means)}
-        for name, values in history.metrics.items():
-            if name != "cost":
-                curves[name] = finite(history.eval_steps, values)
-        return curves
-
-    def _finish(
-        self, trial: optuna.Trial, run_id: str, runs: list[_Run], curves: Curves
-    ) -> float | list[float]:
+    def _finish(self, trial: optuna.Trial, runs: list[_Run]) -> float | list[float]:
         spec, last = self.spec, runs[-1]
         stop = last.history.stop_reason
-        trial.set_user_attr("stop_reason", stop)
-        trial.set_user_attr("iterations_run", last.history.iterations_run)
         if stop == "diverged":
             at = last.history.iterations_run + 1
             raise TrialDiverged(f"diverged: non-finite cost at iteration {at}")
         pruned = stop == "stopped"
         final = self._final(runs[:1] if pruned else runs)
-        for name, value in final.items():
-            trial.set_user_attr(name, value)
-        # The curves already end on the final values of a single run; means over repeats are
-        # logged at the last step so that MLflow's latest value is what Optuna received.
-        step = runs[0].history.iterations_run
-        logged = {k: v for k, v in final.items() if k not in curves or len(runs) > 1}
+        record = self._record(runs)
         if pruned:
-            tags = {"hpexp.pruned_at": str(step)}
-            self.tracker.finish_trial(run_id, "PRUNED", logged, tags, curves=curves, step=step)
-            raise optuna.TrialPruned(f"pruned at iteration {step}")
-        with tempfile.TemporaryDirectory(prefix="hpexp-trial-") as tmp:
+            record["pruned_at"] = runs[0].history.iterations_run
+        else:
             model = runs[0].model
             model.metadata = model_metadata(self.ds, spec, trial.number, runs[0].setup.values)
-            save_model(model, Path(tmp) / "model" / "model")
-            self.tracker.finish_trial(
-                run_id, "COMPLETE", logged, curves=curves, artifacts=Path(tmp), step=step
-            )
+            save_model(model, self.models.path(trial.number))
+            record["model"] = self.models.folder(trial.number).name
+        self._store(trial, record, runs, final)
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at iteration {record['pruned_at']}")
         values = [final[o.metric] for o in spec.objectives]
         return values[0] if len(values) == 1 else values
+
+    def _record(self, runs: list[_Run]) -> dict[str, Any]:
+        first = runs[0]
+        return {
+            "stop_reason": runs[-1].history.stop_reason,
+            "iterations_run": runs[-1].history.iterations_run,
+            "layer_dims": list(first.setup.model["layer_dims"]),
+            "values": first.setup.values,
+            "seeds": [run.setup.model["seed"] for run in runs],
+        }
+
+    @staticmethod
+    def _store(
+        trial: optuna.Trial, record: dict[str, Any], runs: list[_Run], final: dict[str, float]
+    ) -> None:
+        """Three writes to the storage: how it ended, its final metrics, its learning curves."""
+        trial.set_user_attr("record", record)
+        if final:
+            trial.set_user_attr("metrics", final)
+        if runs:
+            trial.set_user_attr("curves", curves(runs[0].history))
 
     def _final(self, runs: list[_Run]) -> dict[str, float]:
         """Mean (and std over repeats) of the final validation and test metrics, plus size and
@@ -234,7 +241,30 @@ class Objective:
             out[f"{self.spec.metric}_std"] = float(np.std([r[self.spec.metric] for r in rows]))
         return out
 
-    def _fail(self, trial: optuna.Trial, run_id: str, reason: str, curves: Curves) -> None:
+    def _fail(self, trial: optuna.Trial, runs: list[_Run], reason: str) -> None:
         trial.set_user_attr("fail_reason", reason)
-        tags = {"hpexp.fail_reason": reason[:5000]}
-        self.tracker.finish_trial(run_id, "FAIL", tags=tags, curves=curves)
+        if runs:
+            self._store(trial, self._record(runs), runs, {})
+
+
+def curves(history: History) -> Curves:
+    """Learning curves by iteration: every validation metric at each evaluation, and the
+    training cost averaged over the iterations since the previous point (a last, partial
+    window too when training stopped between evaluations). Non-finite values are left out:
+    MLflow stores numbers only, and JSON has no NaN."""
+
+    def finite(steps: list[int], values: list[float]) -> list[list[float]]:
+        kept = [(s, float(v)) for s, v in zip(steps, values, strict=True) if np.isfinite(v)]
+        return [[s for s, _ in kept], [v for _, v in kept]]
+
+    ends = list(history.eval_steps)
+    if history.iterations_run > (ends[-1] if ends else 0):
+        ends.append(history.iterations_run)
+    costs = history.costs[: history.iterations_run]
+    windows = zip([0, *ends[:-1]], ends, strict=True)
+    means = [float(np.mean(costs[a:b])) for a, b in windows]
+    out = {"train_cost": finite(ends, means)}
+    for name, values in history.metrics.items():
+        if name != "cost":
+            out[name] = finite(history.eval_steps, values)
+    return out

@@ -1,259 +1,121 @@
-"""Run, resume and reopen studies: the spec -> Optuna study -> MLflow-tracked trials.
+"""The search engine: open a study in its Optuna storage, run trials until the study's budget
+is reached, and reopen studies later.
 
-Running a study that already exists in its storage resumes it: finished trials are kept,
-trials left behind by an interrupted or killed process are closed in both Optuna and MLflow
-and re-queued with the same parameters, and the study runs until it has `n_trials` finished
-trials (completed, pruned, or failed for a reason of their own such as divergence).
+Opening a study that exists resumes it: its identity must match the study file (else the run is
+refused before anything is written), trials left RUNNING by a dead process on this host are
+closed as interrupted and re-queued with the same parameters, and each process samples from a
+stream of its own, so a resumed study never replays proposals it already ran. The budget is
+the study's: `optimize` stops when the storage holds `n_trials` finished trials.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
-import signal
-import sys
-import tempfile
-import warnings
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from hpexp.data import Dataset
-from hpexp.errors import DataError, SpecError
-from hpexp.search.factories import make_pruner, make_sampler, make_storage, redact_url
+from hpexp.errors import SpecError
+from hpexp.search.factories import (
+    SELF_PLACING,
+    make_pruner,
+    make_sampler,
+    make_storage,
+    redact_url,
+    stream_seed,
+)
+from hpexp.search.identity import check_identity, fingerprint, identity
 from hpexp.search.objective import Objective, worker_id
-from hpexp.search.result import StudyResult
-from hpexp.search.space import flatten, grid_space
-from hpexp.search.spec import DEFAULT_STORAGE, StudySpec, load_spec, study_dataset
-from hpexp.tracking.tracker import (
-    STATUS_FOR_STATE,
-    StudyTracker,
-    absolute_uri,
-    check_tracking_uri,
+from hpexp.search.space import flatten, grid_space, suggest
+from hpexp.search.spec import DEFAULT_STORAGE, StudySpec, load_spec
+from hpexp.search.states import (
+    DUPLICATE,
+    INTERRUPTED,
+    STATUSES,
+    counts_against_budget,
+    trial_status,
 )
 
-__all__ = ["finished_count", "list_studies", "load_study", "run_study"]
+__all__ = [
+    "MAX_DUPLICATES_IN_A_ROW",
+    "finished_count",
+    "list_studies",
+    "open_storage",
+    "open_study",
+    "optimize",
+    "reopen_study",
+]
 
-INTERRUPTED = "interrupted"
+#: A sampler that proposes only configurations already tried this many times in a row has
+#: (nearly) exhausted the search space: the study stops.
+MAX_DUPLICATES_IN_A_ROW = 20
 
-
-def run_study(
-    study: str | Path | Mapping[str, Any] | StudySpec,
-    *,
-    n_trials: int | None = None,
-    timeout: float | None = None,
-    overrides: Iterable[str] = (),
-    storage: str | None = None,
-    tracking_uri: str | None = None,
-    progress: bool = True,
-    verbose: bool = True,
-) -> StudyResult:
-    """Run (or resume) a study until it has `n_trials` finished trials or `timeout` seconds
-    pass; both default to the study file's budget. Returns the StudyResult.
-
-    `study` is a YAML path, a study name under studies/, a dict or a StudySpec; `overrides`
-    are "key=value" edits of the file (e.g. "fixed.optimizer=adam"). Bad input raises
-    SpecError/DataError before anything is created.
-    """
-    spec = _with_places(load_spec(study, overrides), storage, tracking_uri)
-    budget = n_trials if n_trials is not None else spec.n_trials
-    if budget is not None and (type(budget) is not int or budget < 1):
-        raise SpecError(f"n_trials must be an integer >= 1, got {budget!r}")
-    timeout = timeout if timeout is not None else spec.timeout
-    if timeout is not None and timeout <= 0:
-        raise SpecError(f"timeout must be > 0 seconds, got {timeout!r}")
-    dataset = _dataset(spec)
-    say = print if verbose else (lambda *a, **k: None)
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage_obj = make_storage(spec.storage)
-    tracker = StudyTracker(spec.tracking_uri, spec.experiment, spec.name)
-    study_obj = _create_or_load(spec, storage_obj)
-    parent = tracker.open_study(
-        study_obj.user_attrs.get("mlflow_parent_run_id"),
-        params=_study_params(spec, dataset),
-        tags={"hpexp.storage": redact_url(spec.storage), "mlflow.note.content": spec.description},
-    )
-    if "mlflow_parent_run_id" not in study_obj.user_attrs:
-        study_obj.set_user_attr("mlflow_parent_run_id", parent)
-    recovered = _recover(study_obj, storage_obj, tracker)
-    _enqueue_baselines(spec, study_obj)
-
-    done = finished_count(study_obj)
-    todo = None if budget is None else max(budget - done, 0)
-    say(
-        f"study '{spec.name}': {dataset.summary()}\n"
-        f"  {spec.sampler['name']} sampler, {spec.pruner['name']} pruner, objective "
-        + ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives)
-        + f"; {done} trials done"
-        + (f", {todo} to go" if todo is not None else "")
-        + (f", {timeout:g} s limit" if timeout else "")
-        + (f"; {recovered} interrupted trial(s) re-queued" if recovered else "")
-        + f"\n  Optuna: {redact_url(spec.storage)}   MLflow: {redact_url(spec.tracking_uri)}"
-    )
-    status = "FINISHED"
-    interrupted = False
-    if todo == 0:
-        say(
-            f"study '{spec.name}' already has {done} of {budget} trials; "
-            "raise n_trials (--n-trials) to run more"
-        )
-    else:
-        objective = Objective(spec, dataset, tracker)
-        bar = _Progress(todo, spec) if progress else None
-        try:
-            with _stop_signals_interrupt():
-                study_obj.optimize(
-                    objective,
-                    n_trials=todo,
-                    timeout=timeout,
-                    catch=(Exception,),
-                    callbacks=[bar.update] if bar else [],
-                    gc_after_trial=False,
-                )
-        except KeyboardInterrupt:
-            status, interrupted = "KILLED", True
-        finally:
-            if bar:
-                bar.close()
-    result = StudyResult(spec, study_obj, spec.tracking_uri)
-    _close(result, tracker, dataset, status)
-    if verbose:
-        from hpexp.report.summary import summary
-
-        print(summary(result))
-    if interrupted:
-        say(f"interrupted: run the same command again to resume study '{spec.name}'")
-        raise KeyboardInterrupt
-    return result
-
-
-def load_study(
-    name: str, *, storage: str | None = None, tracking_uri: str | None = None
-) -> StudyResult:
-    """Reopen a study from its storage (default: the embedded journal) as a StudyResult."""
-    storage = storage or DEFAULT_STORAGE
-    if "://" not in storage and not Path(storage.removeprefix("journal:")).is_file():
-        raise SpecError(f"no study storage at '{storage}'; run a study first (hpexp run ...)")
-    storage_obj = make_storage(storage)
-    try:
-        study = optuna.load_study(study_name=name, storage=storage_obj)
-    except KeyError:
-        names = optuna.get_all_study_names(storage_obj)
-        raise SpecError(
-            f"no study named '{name}' in {redact_url(storage)}; "
-            f"studies: {', '.join(names) or 'none'}"
-        ) from None
-    raw = study.user_attrs.get("spec")
-    if not isinstance(raw, dict):
-        raise SpecError(f"study '{name}' in {redact_url(storage)} was not created by hpexp")
-    spec = load_spec(raw)
-    spec = _with_places(spec, storage, tracking_uri or study.user_attrs.get("tracking_uri"))
-    return StudyResult(spec, study, spec.tracking_uri)
-
-
-def list_studies(storage: str | None = None) -> pd.DataFrame:
-    """One row per study in the storage: name, trials by state, best value, direction."""
-    storage = storage or DEFAULT_STORAGE
-    columns = ["study", "trials", "complete", "pruned", "failed", "best_value", "direction"]
-    if "://" not in storage and not Path(storage.removeprefix("journal:")).is_file():
-        return pd.DataFrame(columns=columns)
-    rows = []
-    storage_obj = make_storage(storage)
-    for s in optuna.get_all_study_summaries(storage_obj, include_best_trial=True):
-        study = optuna.load_study(study_name=s.study_name, storage=storage_obj)
-        states = [t.state for t in study.get_trials(deepcopy=False)]
-        best = s.best_trial.values[0] if s.best_trial is not None else None
-        rows.append(
-            {
-                "study": s.study_name,
-                "trials": len(states),
-                "complete": states.count(TrialState.COMPLETE),
-                "pruned": states.count(TrialState.PRUNED),
-                "failed": states.count(TrialState.FAIL),
-                "best_value": best,
-                "direction": ",".join(d.name.lower() for d in s.directions),
-            }
-        )
-    return pd.DataFrame(rows, columns=columns)
+OnTrial = Callable[[FrozenTrial], None]
 
 
 def finished_count(study: optuna.Study) -> int:
     """Trials that count against the budget: complete, pruned, or failed for a reason of their
-    own (diverged, error) rather than because the process was stopped."""
-    count = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
-            t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != INTERRUPTED
-        ):
-            count += 1
-    return count
+    own (diverged, an error), not interrupted runs or skipped duplicate proposals."""
+    return sum(counts_against_budget(t) for t in study.get_trials(deepcopy=False))
 
 
-# -- steps ----------------------------------------------------------------------------------
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """The storage at `url`; a missing journal file is an error, not a new empty store."""
+    if "://" not in url and not Path(url.removeprefix("journal:")).is_file():
+        raise SpecError(f"no study storage at '{url}'; run a study first (hpexp run ...)")
+    return make_storage(url)
 
 
-def _with_places(spec: StudySpec, storage: str | None, tracking_uri: str | None) -> StudySpec:
-    """The spec with storage/tracking overrides, and the MLflow URI made absolute (MLflow keeps
-    one store per URI string per process, so a relative path must not follow the cwd)."""
-    uri = tracking_uri or spec.tracking_uri
-    check_tracking_uri(uri, spec.source)
-    changes: dict[str, Any] = {"tracking_uri": absolute_uri(uri)}
-    if storage:
-        changes["storage"] = storage
-    return dataclasses.replace(spec, **changes)
+# -- opening ----------------------------------------------------------------------------------
 
 
-def _dataset(spec: StudySpec) -> Dataset:
-    try:
-        return study_dataset(spec.dataset)
-    except DataError as e:
-        raise SpecError(f"{spec.source}: dataset: {e}") from None
-
-
-def _create_or_load(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    grid = grid_space(spec) if spec.sampler["name"] == "grid" else None
-    existing = spec.name in optuna.get_all_study_names(storage)
+def open_study(spec: StudySpec) -> optuna.Study:
+    """Create the study or resume it (identity checked first); returns it ready to optimize."""
+    storage = make_storage(spec.storage)
+    existing = _existing(spec, storage)
+    if existing is not None:
+        check_identity(spec, existing.user_attrs.get("identity"))
+    trials_before = len(existing.trials) if existing is not None else 0
+    stream = (trials_before, os.getpid()) if trials_before else ()
     study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
-        sampler=make_sampler(spec.sampler, spec.seed, grid),
+        sampler=make_sampler(spec.sampler, spec.seed, _grid(spec), stream),
         pruner=make_pruner(spec.pruner),
         directions=spec.directions,  # type: ignore[arg-type]
         load_if_exists=True,
     )
-    stored = [d.name.lower() for d in study.directions]
-    if existing and stored != spec.directions:
-        raise SpecError(
-            f"{spec.source}: objective: study '{spec.name}' already exists with direction(s) "
-            f"{', '.join(stored)}; rename the study (name:) or keep its objective"
-        )
-    if not existing:
-        raw = dict(spec.raw)
-        raw["dataset"] = dict(spec.dataset)  # file paths resolved
-        study.set_user_attr("spec", raw)
-        study.set_user_attr("tracking_uri", spec.tracking_uri)
+    if "identity" not in study.user_attrs:  # new, or its creation was cut short
+        _describe(spec, study)
+    _recover(study)
+    _enqueue_baselines(spec, study)
     return study
 
 
-def _study_params(spec: StudySpec, ds: Dataset) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "dataset": ds.name,
-        "objective": ",".join(f"{o.direction}:{o.metric}" for o in spec.objectives),
-        "sampler": spec.sampler["name"],
-        "pruner": spec.pruner["name"],
-        "repeats": spec.repeats,
-        "seed": spec.seed,
-        "search_space": ",".join(spec.search),
-    }
-    params.update({f"fixed.{k}": v for k, v in spec.fixed.items()})
-    return params
+def _existing(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study | None:
+    if spec.name not in optuna.get_all_study_names(storage):
+        return None
+    return optuna.load_study(study_name=spec.name, storage=storage)
+
+
+def _grid(spec: StudySpec) -> dict[str, list] | None:
+    return grid_space(spec) if spec.sampler["name"] == "grid" else None
+
+
+def _describe(spec: StudySpec, study: optuna.Study) -> None:
+    """Store what the study is: its identity and the study file (no storage or tracking URL:
+    those may hold passwords, and they are given on every run)."""
+    doc = identity(spec)
+    raw = {k: v for k, v in spec.raw.items() if k not in ("storage", "tracking")}
+    raw["dataset"] = dict(spec.dataset)  # file paths resolved
+    study.set_user_attr("spec", raw)
+    study.set_user_attr("fingerprint", fingerprint(doc))
+    study.set_user_attr("identity", doc)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -266,40 +128,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _recover(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, tracker: StudyTracker
-) -> int:
-    """Close trials a dead process on this machine left RUNNING, end stray MLflow runs, and
-    re-queue interrupted trials with their parameters. Returns how many were re-queued."""
+def _recover(study: optuna.Study) -> int:
+    """Close trials a dead process on this host left RUNNING, and re-queue every interrupted
+    trial once with its parameters. Returns how many were re-queued."""
+    storage = study._storage
     me_host = worker_id().split(":")[0]
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         host, _, pid = str(t.user_attrs.get("worker", "")).partition(":")
         if host == me_host and pid.isdigit() and not _pid_alive(int(pid)):
             storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED)
             storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    # Every MLflow run must end in the state of its Optuna trial; a run that no trial owns (the
-    # process died between creating it and recording its id) is removed.
-    for run in tracker.child_runs():
-        owner = trials.get(int(run.data.tags.get("hpexp.trial", -1)))
-        if owner is None or owner.user_attrs.get("mlflow_run_id") != run.info.run_id:
-            if owner is None or owner.state.is_finished():
-                tracker.client.delete_run(run.info.run_id)
-            continue
-        state = owner.state.name
-        if owner.state.is_finished() and run.info.status != STATUS_FOR_STATE.get(state):
-            reason = owner.user_attrs.get("fail_reason", INTERRUPTED)
-            tags = {"hpexp.fail_reason": reason} if state == "FAIL" else {}
-            tracker.finish_trial(
-                run.info.run_id, state if state in STATUS_FOR_STATE else "FAIL", tags=tags
-            )
     retried = set(study.user_attrs.get("retried_trials", []))
     requeue = [
         t
-        for t in trials.values()
-        if t.state == TrialState.FAIL
-        and t.user_attrs.get("fail_reason") == INTERRUPTED
-        and t.number not in retried
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if trial_status(t) == "interrupted" and t.number not in retried
     ]
     for t in requeue:
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
@@ -316,63 +159,157 @@ def _enqueue_baselines(spec: StudySpec, study: optuna.Study) -> None:
     study.set_user_attr("baselines_enqueued", True)
 
 
-class _Progress:
-    """A tqdm bar over trials, with counts of pruned and failed ones and the best value."""
-
-    def __init__(self, total: int | None, spec: StudySpec) -> None:
-        from tqdm.auto import tqdm
-
-        self.spec = spec
-        self.bar = tqdm(
-            total=total,
-            desc=spec.name,
-            unit="trial",
-            file=sys.stderr,
-            dynamic_ncols=True,
-            mininterval=0.5,
-        )
-
-    def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        counts: dict[str, int] = {}
-        for t in study.get_trials(deepcopy=False):
-            counts[t.state.name] = counts.get(t.state.name, 0) + 1
-        postfix: dict[str, object] = {
-            "pruned": counts.get("PRUNED", 0),
-            "failed": counts.get("FAIL", 0),
-        }
-        if counts.get("COMPLETE") and not self.spec.multi_objective:
-            postfix[f"best {self.spec.metric}"] = f"{study.best_value:.4f}"
-        self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
+# -- running ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _stop_signals_interrupt() -> Iterator[None]:
-    """While trials run, SIGINT and SIGTERM raise KeyboardInterrupt (even where the parent
-    process started us with SIGINT ignored), so Ctrl-C and `kill` leave a resumable study."""
+def optimize(
+    study: optuna.Study,
+    spec: StudySpec,
+    objective: Objective,
+    *,
+    n_trials: int | None,
+    timeout: float | None = None,
+    on_trial: OnTrial = lambda t: None,
+) -> str:
+    """Ask, train, tell until the study has `n_trials` finished trials (counted in the storage,
+    whoever ran them) or `timeout` seconds pass. Calls `on_trial` with each trial this process
+    finished. Returns why it stopped: "budget", "timeout" or "exhausted".
 
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    A proposal equal to a configuration the study already finished or is running is not
+    trained: it is recorded as a `duplicate` (not counted) and the next proposal is drawn at
+    random. KeyboardInterrupt (Ctrl-C, SIGTERM) marks the running trial interrupted and
+    propagates; the next run re-queues it.
+    """
+    start = time.monotonic()
+    in_a_row = 0
+    while True:
+        if n_trials is not None and finished_count(study) >= n_trials:
+            return "budget"
+        if timeout is not None and time.monotonic() - start >= timeout:
+            return "timeout"
+        frozen = _one_trial(study, spec, objective, random_proposal=in_a_row > 0)
+        in_a_row = in_a_row + 1 if trial_status(frozen) == "duplicate" else 0
+        on_trial(frozen)
+        if in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+            return "exhausted"
 
+
+def _one_trial(
+    study: optuna.Study, spec: StudySpec, objective: Objective, random_proposal: bool
+) -> FrozenTrial:
+    trial, params = _ask(study, spec, random_proposal)
     try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield
-        return
+        twin = _twin(study, trial, params)
+        if twin is not None:
+            trial.set_user_attr("fail_reason", f"{DUPLICATE} of trial {twin}")
+            return study.tell(trial, state=TrialState.FAIL)
+        values: Any = objective(trial, params)
+        return study.tell(trial, values)
+    except optuna.TrialPruned:
+        return study.tell(trial, state=TrialState.PRUNED)
+    except KeyboardInterrupt:
+        _interrupted(study, trial)
+        raise
+    except Exception:  # the objective recorded the reason (diverged, error: ...)
+        return study.tell(trial, state=TrialState.FAIL)
+
+
+def _ask(study: optuna.Study, spec: StudySpec, random_proposal: bool) -> tuple[Any, dict]:
+    """A new trial and its configuration; drawn at random after a duplicate proposal."""
+    sampler = study.sampler
+    if random_proposal and spec.sampler["name"] not in SELF_PLACING:
+        number = len(study.get_trials(deepcopy=False))
+        study.sampler = optuna.samplers.RandomSampler(seed=stream_seed(spec.seed, number))
     try:
-        yield
+        trial = study.ask()
+        try:
+            trial.set_user_attr("worker", worker_id())  # how a dead process's trials are found
+            return trial, suggest(trial, spec)
+        except KeyboardInterrupt:
+            _interrupted(study, trial)
+            raise
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        study.sampler = sampler
 
 
-def _close(result: StudyResult, tracker: StudyTracker, ds: Dataset, status: str) -> None:
-    """Study-level artifacts on the parent run (trials table, plots, best model) and its end."""
-    from hpexp.tracking.artifacts import study_artifacts
+def _twin(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]) -> int | None:
+    """The number of a finished or running trial with the same configuration, unless this
+    trial was asked for (an enqueued baseline or a re-run of an interrupted trial)."""
+    attrs = trial.user_attrs
+    if "retry_of" in attrs or "baseline" in attrs:
+        return None
+    for t in study.get_trials(deepcopy=False):
+        if t.number == trial.number or t.params != params:
+            continue
+        if t.state == TrialState.RUNNING or counts_against_budget(t):
+            return t.number
+    return None
 
-    with tempfile.TemporaryDirectory(prefix="hpexp-study-") as tmp:
-        artifacts, metrics, tags = study_artifacts(result, ds, Path(tmp))
-        tracker.close_study(status, metrics=metrics, tags=tags, artifacts=artifacts)
+
+def _interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Close `trial` as interrupted, even while a second Ctrl-C arrives."""
+    for _ in range(3):
+        try:
+            trial.set_user_attr("fail_reason", INTERRUPTED)
+            study.tell(trial, state=TrialState.FAIL)
+            return
+        except KeyboardInterrupt:
+            continue
+        except Exception:  # already told, or the storage went away: the next run recovers it
+            return
+
+
+# -- reopening --------------------------------------------------------------------------------
+
+
+def reopen_study(name: str, storage: str | None = None) -> tuple[StudySpec, optuna.Study]:
+    """A study from its storage (default: the embedded journal) and the spec it was made with."""
+    storage = storage or DEFAULT_STORAGE
+    storage_obj = open_storage(storage)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage_obj)
+    except KeyError:
+        names = optuna.get_all_study_names(storage_obj)
+        raise SpecError(
+            f"no study named '{name}' in {redact_url(storage)}; "
+            f"studies: {', '.join(names) or 'none'}"
+        ) from None
+    raw = study.user_attrs.get("spec")
+    if not isinstance(raw, dict):
+        raise SpecError(f"study '{name}' in {redact_url(storage)} was not created by hpexp")
+    raw = {k: v for k, v in raw.items() if k not in ("storage", "tracking")}
+    return load_spec({**raw, "storage": storage}), study
+
+
+def list_studies(storage: str | None = None) -> pd.DataFrame:
+    """One row per study in the storage: name, trials by status, best value(s), direction(s)."""
+    storage = storage or DEFAULT_STORAGE
+    columns = ["study", "trials", *STATUSES[:5], "best_value", "direction"]
+    if "://" not in storage and not Path(storage.removeprefix("journal:")).is_file():
+        return pd.DataFrame(columns=columns)
+    rows = []
+    storage_obj = make_storage(storage)
+    for name in optuna.get_all_study_names(storage_obj):
+        study = optuna.load_study(study_name=name, storage=storage_obj)
+        trials = study.get_trials(deepcopy=False)
+        statuses = [trial_status(t) for t in trials]
+        row: dict[str, Any] = {"study": name, "trials": len(trials)}
+        row |= {s: statuses.count(s) for s in STATUSES[:5]}
+        row["best_value"] = _best_values(study)
+        row["direction"] = ",".join(d.name.lower() for d in study.directions)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _best_values(study: optuna.Study) -> Any:
+    """The best value; for several objectives, each objective's best over the Pareto front."""
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return None
+    if len(study.directions) == 1:
+        return study.best_value
+    front = study.best_trials
+    best = []
+    for i, d in enumerate(study.directions):
+        pick = max if d == optuna.study.StudyDirection.MAXIMIZE else min
+        best.append(f"{pick(t.values[i] for t in front):.4g}")
+    return " / ".join(best)

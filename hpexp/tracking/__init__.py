@@ -1,10 +1,9 @@
-"""MLflow tracking: the study's parent run, one child run per trial, artifacts, pyfunc model."""
+"""MLflow tracking: a study's runs written from plain records, stores, the pyfunc model, the UI.
 
-import os
+Only this package calls MLflow. `hpexp.tracking.projection` imports MLflow; this package's
+top level does not, so checking a URI stays cheap.
+"""
 
-# MLflow draws a progress bar for every local artifact copy; a study makes many.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+from hpexp.tracking.stores import STATUS_FOR_STATE
 
-from hpexp.tracking.tracker import STATUS_FOR_STATE, StudyTracker
-
-__all__ = ["STATUS_FOR_STATE", "StudyTracker"]
+__all__ = ["STATUS_FOR_STATE"]

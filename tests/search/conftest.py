@@ -45,15 +45,159 @@ def child_runs(result: hpexp.StudyResult) -> list:
     )
 
 
+def run_of(result: hpexp.StudyResult, number: int):
+    """Trial `number`'s MLflow run (exactly one must exist)."""
+    runs = [r for r in child_runs(result) if r.data.tags["hpexp.trial"] == str(number)]
+    assert len(runs) == 1, f"trial {number}: {len(runs)} runs"
+    return runs[0]
+
+
 def assert_agree(result: hpexp.StudyResult) -> None:
-    """Optuna and MLflow tell the same story: one child run per trial, same params and state."""
-    runs = {r.info.run_id: r for r in child_runs(result)}
-    trials = result.study.trials
-    assert len(runs) == len(trials)
-    for t in trials:
-        run = runs[t.user_attrs["mlflow_run_id"]]
-        assert run.data.tags["hpexp.trial"] == str(t.number)
+    """Optuna and MLflow tell the same story: one child run per finished trial, same params
+    and state, and `hpexp check` finds nothing."""
+    runs = child_runs(result)
+    finished = [t for t in result.study.trials if t.state.is_finished()]
+    assert len(runs) == len(finished)
+    for t in finished:
+        run = run_of(result, t.number)
         assert run.data.tags["hpexp.state"] == t.state.name
         assert run.info.status == STATUS_FOR_STATE[t.state.name]
         for name, value in t.params.items():
             assert run.data.params[name] == str(value)
+    assert (
+        hpexp.check_study(
+            result.name, storage=result.spec.storage, tracking_uri=result.tracking_uri
+        )
+        == []
+    )
+
+
+# -- real processes (test_faults.py, tests/tracking/test_sync.py) ------------------------------
+# Appended: helpers for tests that run `python -m hpexp` in a scratch folder and look at what
+# it left behind. Every wait has a limit.
+
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import optuna  # noqa: E402
+import yaml  # noqa: E402
+
+HPEXP_TIMEOUT = 240  # seconds any one `hpexp` command may take on a busy 2-core machine
+
+
+def write_study(where: Path, doc: dict[str, Any], name: str = "study.yaml") -> Path:
+    path = where / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def hpexp_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONUNBUFFERED": "1"}
+
+
+def hpexp_cmd(
+    *args: str, cwd: Path, timeout: float = HPEXP_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """`python -m hpexp ARGS` in `cwd`, output captured; waits for its background writer too."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpexp", *args],
+        cwd=cwd,
+        env=hpexp_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    wait_for_writers(cwd)
+    return proc
+
+
+def start_hpexp(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpexp", *args],
+        cwd=cwd,
+        env=hpexp_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def writer_pids(where: Path) -> list[int]:
+    """Live `python -m hpexp.background` processes whose working directory is `where` (they
+    run in sessions of their own, so /proc is the way to find them)."""
+    where = where.resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:  # gone, a zombie, or not ours
+            continue
+        if b"hpexp.background" in argv and cwd == where:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for_writers(where: Path, limit: float = HPEXP_TIMEOUT) -> None:
+    """Block until no background MLflow writer works in `where`; fail after `limit` s."""
+    deadline = time.monotonic() + limit
+    while writer_pids(where):
+        if time.monotonic() > deadline:
+            kill_writers(where)
+            raise AssertionError(f"a background MLflow writer in {where} ran over {limit} s")
+        time.sleep(0.2)
+
+
+def kill_writers(where: Path) -> None:
+    """SIGKILL the background writers a test left in `where` (by pid; cleanup only)."""
+    for pid in writer_pids(where):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+_EMPTY_STORE: Path | None = None
+
+
+def empty_mlflow_store(dest: Path) -> Path:
+    """Put an empty, fully migrated MLflow SQLite store at `dest/mlflow.db`.
+
+    Building the schema takes 10-20 s on a busy machine; it is built once per test process
+    and copied. Tests that exercise store creation itself must not use this."""
+    global _EMPTY_STORE
+    if _EMPTY_STORE is None or not _EMPTY_STORE.is_file():
+        from hpexp.tracking.stores import ensure_store
+
+        folder = Path(tempfile.mkdtemp(prefix="hpexp-empty-store-"))
+        ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
+        _EMPTY_STORE = folder / "mlflow.db"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_EMPTY_STORE, dest / "mlflow.db")
+    return dest / "mlflow.db"
+
+
+def journal_study(where: Path, name: str) -> optuna.Study:
+    """Study `name` as the journal in `where` holds it now (read only: no repair)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(where / "optuna.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def params_key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
+def one_line(text: str) -> str:
+    """The single non-empty line of `text` (asserts there is exactly one)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]

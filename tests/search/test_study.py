@@ -11,7 +11,7 @@ import hpexp
 from hpexp.search.objective import trial_seed
 from hpexp.search.space import resolve
 
-from .conftest import assert_agree, child_runs, run, tiny
+from .conftest import assert_agree, child_runs, run, run_of, tiny
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,9 @@ def test_runs_the_budget_and_mlflow_agrees(finished):
 def test_curves_have_a_point_per_evaluation(finished):
     client = MlflowClient(finished.tracking_uri)
     trial = finished.study.trials[0]
-    run_id = trial.user_attrs["mlflow_run_id"]
+    run_id = run_of(finished, trial.number).info.run_id
     iterations = trial.params["iterations"]
-    assert trial.user_attrs["iterations_run"] == iterations
+    assert trial.user_attrs["record"]["iterations_run"] == iterations
     expected = [*range(5, iterations + 1, 5)] + ([iterations] if iterations % 5 else [])
     for name in ("train_cost", "val_accuracy", "val_cost"):
         steps = sorted(m.step for m in client.get_metric_history(run_id, name))
@@ -115,7 +115,10 @@ def test_a_trial_reruns_bit_for_bit_from_its_params(finished):
     setup = resolve(finished.spec, trial.params, ds.task, ds.n_x, ds.n_y, seed)
     model = hpexp.MLP(**setup.model)
     hpexp.train(model, ds.X_train, ds.Y_train, config=setup.train)
-    assert hpexp.evaluate(model, ds.X_val, ds.Y_val)["accuracy"] == trial.user_attrs["val_accuracy"]
+    assert (
+        hpexp.evaluate(model, ds.X_val, ds.Y_val)["accuracy"]
+        == trial.user_attrs["metrics"]["val_accuracy"]
+    )
 
 
 def test_load_study_gives_the_same_result(finished, monkeypatch):
@@ -157,9 +160,9 @@ def test_pruned_trials_are_killed_runs(workdir):
     assert_agree(result)
     pruned = result.study.trials[1]
     client = MlflowClient(result.tracking_uri)
-    tags = client.get_run(pruned.user_attrs["mlflow_run_id"]).data.tags
+    tags = client.get_run(run_of(result, pruned.number).info.run_id).data.tags
     assert tags["hpexp.pruned_at"] == "5"
-    curve = client.get_metric_history(pruned.user_attrs["mlflow_run_id"], "train_cost")
+    curve = client.get_metric_history(run_of(result, pruned.number).info.run_id, "train_cost")
     assert [m.step for m in curve] == [5]
 
 
@@ -184,7 +187,9 @@ def test_diverged_trial_fails_with_its_reason_and_the_study_goes_on(workdir):
     assert bad.state.name == "FAIL" and good.state.name == "COMPLETE"
     assert bad.user_attrs["fail_reason"].startswith("diverged")
     assert_agree(result)
-    tags = MlflowClient(result.tracking_uri).get_run(bad.user_attrs["mlflow_run_id"]).data.tags
+    tags = (
+        MlflowClient(result.tracking_uri).get_run(run_of(result, bad.number).info.run_id).data.tags
+    )
     assert tags["hpexp.fail_reason"].startswith("diverged")
     assert result.spec.metric == "val_rmse"
     assert result.best_trial.number == 1
@@ -192,8 +197,8 @@ def test_diverged_trial_fails_with_its_reason_and_the_study_goes_on(workdir):
 
 def test_repeats_record_mean_and_std(workdir):
     result = run(tiny(repeats=2, budget={"n_trials": 2}))
-    attrs = result.best_trial.user_attrs
-    assert "val_accuracy_std" in attrs and attrs["val_accuracy_std"] >= 0
+    metrics = result.best_metrics
+    assert "val_accuracy_std" in metrics and metrics["val_accuracy_std"] >= 0
     assert "val_accuracy_std" in result.trials.columns
 
 

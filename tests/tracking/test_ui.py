@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hpexp import cli
+from hpexp.errors import HpexpError
 from hpexp.tracking import ui
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that a listening socket holds."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    (tmp_path / "mlflow.db").touch()
+    return f"sqlite:///{tmp_path}/mlflow.db"
 
 
 def _flag(cmd: list[str], name: str) -> str:
@@ -43,7 +62,12 @@ def test_ui_env_turns_off_the_job_runner(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_cli_ui_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(ui, "serve", lambda uri, host, port: calls.append((uri, host, port)) or 0)
+
+    def fake_serve(uri: str, host: str, port: int) -> int:
+        calls.append((uri, host, port))
+        return 0
+
+    monkeypatch.setattr(ui, "serve", fake_serve)
     assert cli.main(["ui"]) == 0
     assert calls == [("sqlite:///mlflow.db", "127.0.0.1", 5000)]
 
@@ -79,6 +103,7 @@ def test_serve_runs_the_server_and_warns_off_localhost(
         return 0
 
     monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(ui, "check_port", lambda host, port: None)  # 5000 may be taken here
     assert ui.serve(uri) == 0
     assert seen["cmd"] == ui.ui_command(uri)
     assert seen["env"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
@@ -98,4 +123,63 @@ def test_serve_stops_quietly_on_ctrl_c(tmp_path: Path, monkeypatch: pytest.Monke
         raise KeyboardInterrupt
 
     monkeypatch.setattr(subprocess, "call", interrupted)
+    monkeypatch.setattr(ui, "check_port", lambda host, port: None)
     assert ui.serve(f"sqlite:///{tmp_path}/mlflow.db") == 0
+
+
+def test_cli_ui_on_a_busy_port_exits_2_without_starting_the_server(
+    store: str,
+    busy_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def no_server(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("the server must not start on a busy port")
+
+    monkeypatch.setattr(subprocess, "call", no_server)
+    code = cli.main(["ui", "--port", str(busy_port), "--tracking-uri", store])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""  # no URL printed
+    assert err.splitlines() == [
+        f"hpexp: error: port {busy_port} on 127.0.0.1 is already in use; stop what uses it or "
+        f"choose another port: hpexp ui --port {busy_port + 1}"
+    ]
+
+
+def test_subprocess_ui_on_a_busy_port(store: str, busy_port: int, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpexp", "ui", "--port", str(busy_port), "--tracking-uri", store],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert f"port {busy_port} on 127.0.0.1 is already in use" in proc.stderr
+
+
+def test_check_port_passes_a_free_port_and_names_a_foreign_address() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ui.check_port("127.0.0.1", port)
+    with pytest.raises(HpexpError, match=r"^cannot listen on 192\.0\.2\.1 port \d+ \("):
+        ui.check_port("192.0.2.1", port)  # TEST-NET-1: an address of no machine here
+
+
+def test_serve_returns_2_when_the_server_fails(
+    store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env: 1)
+    monkeypatch.setattr(ui, "check_port", lambda host, port: None)
+    assert ui.serve(store, port=5123) == 2
+    out, err = capsys.readouterr()
+    assert "http://127.0.0.1:5123" in out
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hpexp: error: the MLflow server stopped with exit code 1")
+    assert "hpexp ui --port 5124" in lines[0]

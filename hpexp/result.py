@@ -1,4 +1,4 @@
-"""`StudyResult`: a finished (or resumed) study as tables, the best trial and its model."""
+"""`StudyResult`: a study as tables, the best trial and its model, and where MLflow shows it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pandas as pd
 from hpexp.errors import HpexpError
 from hpexp.nn import MLP, load_model
 from hpexp.report.tables import compare, trials_frame
+from hpexp.search.objective import ModelFiles
 from hpexp.search.spec import StudySpec
 
 __all__ = ["StudyResult"]
@@ -19,10 +20,18 @@ __all__ = ["StudyResult"]
 class StudyResult:
     """What a study found. `trials` is a DataFrame (one row per trial); `best_*` describe the
     best completed trial (for several objectives: the Pareto-optimal trial that is best on the
-    first objective)."""
+    first objective). Trained networks are read from beside the Optuna storage."""
 
-    def __init__(self, spec: StudySpec, study: optuna.Study, tracking_uri: str) -> None:
-        self.spec, self.study, self.tracking_uri = spec, study, tracking_uri
+    def __init__(
+        self,
+        spec: StudySpec,
+        study: optuna.Study,
+        models: ModelFiles,
+        run_ids: dict[int, str] | None = None,
+    ) -> None:
+        self.spec, self.study, self.models = spec, study, models
+        self._run_ids = dict(run_ids or {})
+        self._all_ids = run_ids is not None
 
     def __repr__(self) -> str:
         n = len(self.study.trials)
@@ -34,12 +43,20 @@ class StudyResult:
         return self.spec.name
 
     @property
+    def tracking_uri(self) -> str:
+        return self.spec.tracking_uri
+
+    @property
     def parent_run_id(self) -> str | None:
+        """The MLflow run of the study (its summary, plots, and the best model as `model/`)."""
         return self.study.user_attrs.get("mlflow_parent_run_id")
 
     @functools.cached_property
     def experiment_id(self) -> str | None:
         """The study's MLflow experiment id (None if it has none yet)."""
+        known = self.study.user_attrs.get("mlflow_experiment_id")
+        if known:
+            return str(known)
         from mlflow.tracking import MlflowClient
 
         found = MlflowClient(self.tracking_uri).get_experiment_by_name(self.spec.experiment)
@@ -74,14 +91,32 @@ class StudyResult:
         return float(self.best_trial.values[0])
 
     @property
-    def best_run_id(self) -> str:
-        return str(self.best_trial.user_attrs.get("mlflow_run_id"))
+    def best_run_id(self) -> str | None:
+        """The best trial's MLflow run (None until MLflow has it)."""
+        return self.run_id(self.best_trial.number)
+
+    def run_id(self, number: int) -> str | None:
+        """Trial `number`'s MLflow run, found by its tags (None when MLflow has none)."""
+        return self.run_ids().get(number)
+
+    def run_ids(self) -> dict[int, str]:
+        """{trial number: MLflow run id} for the trials MLflow has ({} when it cannot be read)."""
+        if not self._all_ids:
+            try:
+                from hpexp.tracking.projection import Projection
+
+                projection = Projection(self.tracking_uri, self.spec.experiment, self.name)
+                runs = projection.trial_runs()
+            except Exception:  # MLflow is a view: tables work without it
+                return {}
+            self._run_ids = {n: r[0].info.run_id for n, r in runs.items()}
+            self._all_ids = True
+        return self._run_ids
 
     @property
     def best_metrics(self) -> dict[str, float]:
         """Every metric recorded for the best trial (val_*, test_*, n_params, ...)."""
-        attrs = self.best_trial.user_attrs
-        return {k: v for k, v in attrs.items() if isinstance(v, (int, float))}
+        return trial_metrics(self.best_trial)
 
     @functools.cached_property
     def trials(self) -> pd.DataFrame:
@@ -95,8 +130,13 @@ class StudyResult:
                 return order[base], int(layer)
             return order.get(column, len(order)), 0
 
+        if len(frame):
+            ids = self.run_ids()
+            frame["run_id"] = [ids.get(int(n)) for n in frame["number"]]
         params = sorted((c for c in frame.columns if rank(c)[0] < len(order)), key=rank)
-        head = [c for c in frame.columns if c in ("number", "state") or c.startswith("value")]
+        head = [
+            c for c in frame.columns if c in ("number", "state", "status") or c.startswith("value")
+        ]
         tail = [c for c in frame.columns if c not in params and c not in head]
         return frame[head + params + tail]
 
@@ -109,18 +149,34 @@ class StudyResult:
         return compare(self.trials, param, metric, direction)
 
     def best_model(self) -> MLP:
-        """The best trial's trained network, read from its MLflow run (.npz + .json)."""
+        """The best trial's trained network."""
         return self.trial_model(self.best_trial.number)
 
     def trial_model(self, number: int) -> MLP:
-        """Trial `number`'s trained network (completed trials keep theirs)."""
+        """Trial `number`'s trained network (completed trials keep theirs), read from beside
+        the Optuna storage, or from its MLflow run when that copy was lost."""
+        trials = self.study.get_trials(deepcopy=False)
+        if not 0 <= number < len(trials) or trials[number].state.name != "COMPLETE":
+            raise HpexpError(f"trial {number} did not complete, so it has no saved model")
+        if self.models.exists(number):
+            return load_model(self.models.path(number))
+        run_id = self.run_id(number)
+        if run_id is None:
+            raise HpexpError(
+                f"trial {number}'s model is missing from {self.models.root} and from MLflow"
+            )
         import mlflow.artifacts
 
-        trial = self.study.trials[number]
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if trial.state != optuna.trial.TrialState.COMPLETE or not run_id:
-            raise HpexpError(f"trial {number} did not complete, so it has no saved model")
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="model", tracking_uri=self.tracking_uri
         )
         return load_model(f"{local}/model")
+
+
+def trial_metrics(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """A trial's final metrics: `metrics` attribute (flat number attributes in older studies)."""
+    attrs = trial.user_attrs
+    flat = {
+        k: v for k, v in attrs.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    return {**flat, **(attrs.get("metrics") or {})}

@@ -1,0 +1,168 @@
+"""MLflow written behind the search: a child process that projects finished trials.
+
+`BackgroundSync` starts `python -m hpexp.background` and tells it, one JSON line at a time on
+its stdin, which trials finished; the child reads them from the Optuna storage and writes their
+MLflow runs, so training never waits for MLflow (and MLflow's import, store creation and
+requests run on another core). At the end it writes the study's artifacts and answers with the
+run ids. The child is in a session of its own and ignores Ctrl-C: when the study process is
+stopped or killed, it still writes what had finished, then exits. If MLflow stops answering, the
+study goes on (one warning line) and `hpexp sync STUDY` or the next run fills MLflow in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import IO, Any
+
+__all__ = ["BackgroundSync"]
+
+#: Seconds between attempts to reach an MLflow that stopped answering.
+RETRY_SECONDS = 15.0
+
+
+class BackgroundSync:
+    """The study process's end of the pipe: `trial_finished(n)`, then `close(status)`."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc: subprocess.Popen[str] | None = subprocess.Popen(
+            [sys.executable, "-m", "hpexp.background"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the study, not the writer
+            env=env,
+        )
+        self._send(config)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.proc is None or self.proc.stdin is None:
+            return
+        try:
+            self.proc.stdin.write(json.dumps(message) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.proc = None  # it died and said why; `hpexp sync` fills MLflow in
+
+    def trial_finished(self, number: int) -> None:
+        self._send({"trial": number})
+
+    def close(self, status: str, timeout: float = 600.0) -> dict[str, Any]:
+        """Ask for the study's artifacts and end of run; wait for the answer. Returns
+        {"ok": bool, "run_ids": {number: id}, ...}; {"ok": False} if there is none."""
+        proc = self.proc
+        self._send({"close": status})
+        if proc is None or proc.stdout is None:
+            return {"ok": False}
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": f"still writing after {timeout:g} s"}
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else {"ok": False}
+
+
+# -- the child ----------------------------------------------------------------------------------
+
+
+def _warn(text: str) -> None:
+    print(f"hpexp: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _problem(e: BaseException) -> str:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__
+
+
+class _Writer:
+    """The child's state: the syncer, trials waiting to be written, whether MLflow answers."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from hpexp.study import syncer_for
+
+        self.config = config
+        self.syncer, self.artifacts = syncer_for(config)
+        self.pending: set[int] = set()
+        self.broken_since: float | None = None
+        self.opened = False
+
+    def attempt(self, what: Any) -> bool:
+        """Run `what()`; on failure warn once and remember to retry later."""
+        if self.broken_since is not None and time.monotonic() - self.broken_since < RETRY_SECONDS:
+            return False
+        try:
+            if not self.opened:
+                self.syncer.open()
+                self.syncer.catch_up()
+                self.opened = True
+            what()
+        except Exception as e:
+            if self.broken_since is None:
+                _warn(
+                    f"MLflow at {self.config['tracking_uri_shown']} stopped answering "
+                    f"({_problem(e)}); the study goes on, and its runs are written when it "
+                    f"answers again or by: hpexp sync {self.config['study']}"
+                )
+            self.broken_since = time.monotonic()
+            return False
+        if self.broken_since is not None:
+            _warn("MLflow answers again; writing the trials it missed")
+        self.broken_since = None
+        return True
+
+    def trial(self, number: int) -> None:
+        self.pending.add(number)
+        if self.attempt(lambda: self.syncer.trials(self.pending)):
+            self.pending.clear()
+
+    def close(self, status: str, reply: IO[str]) -> None:
+        self.broken_since = None  # one last try
+        result: dict[str, Any] = {"ok": False}
+
+        def finish() -> None:
+            self.syncer.catch_up()
+            self.syncer.close(status, self.artifacts)
+            runs = self.syncer.projection.trial_runs()
+            result.update(
+                ok=True,
+                run_ids={n: r[0].info.run_id for n, r in runs.items()},
+                parent_run_id=self.syncer.projection.parent_run_id,
+                experiment_id=self.syncer.projection.experiment_id,
+            )
+
+        self.attempt(finish)
+        reply.write(json.dumps(result) + "\n")
+        reply.flush()
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    first = sys.stdin.readline()
+    if not first:
+        return 0
+    config = json.loads(first)
+    try:
+        writer = _Writer(config)
+    except Exception as e:
+        _warn(f"cannot write MLflow runs ({_problem(e)}); run: hpexp sync {config['study']}")
+        return 1
+    writer.attempt(lambda: None)  # open the store, catch up on earlier runs
+    for line in sys.stdin:
+        message = json.loads(line)
+        if "trial" in message:
+            writer.trial(int(message["trial"]))
+        elif "close" in message:
+            writer.close(str(message["close"]), sys.stdout)
+            return 0
+    # The study process went away without closing: write what finished, leave the study run.
+    writer.attempt(lambda: writer.syncer.catch_up())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""What happened to a trial, in words a user reads: complete, pruned, failed, interrupted, ...
+
+Optuna knows five states. hpexp tells apart two kinds of FAIL that Optuna does not: a trial cut
+short by a stopped or killed process (`interrupted`, re-queued and re-run with the same
+parameters) and a proposal skipped because the study had already run that configuration
+(`duplicate`). Neither counts against the study's budget; both are hidden from default tables.
+"""
+
+from __future__ import annotations
+
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = [
+    "COUNTED",
+    "DUPLICATE",
+    "INTERRUPTED",
+    "STATUSES",
+    "counts_against_budget",
+    "trial_status",
+]
+
+INTERRUPTED = "interrupted"  # fail_reason of a trial whose process was stopped or killed
+DUPLICATE = "duplicate"  # fail_reason prefix of a skipped repeat proposal: "duplicate of trial 4"
+
+#: Every status `trial_status` returns, in the order tables list them.
+STATUSES = ("complete", "pruned", "failed", "interrupted", "duplicate", "running", "waiting")
+#: Statuses that count against the budget (`n_trials`).
+COUNTED = ("complete", "pruned", "failed")
+
+
+def trial_status(trial: FrozenTrial) -> str:
+    """complete | pruned | failed | interrupted | duplicate | running | waiting."""
+    if trial.state == TrialState.FAIL:
+        reason = str(trial.user_attrs.get("fail_reason", ""))
+        if reason == INTERRUPTED:
+            return "interrupted"
+        if reason.startswith(DUPLICATE):
+            return "duplicate"
+        return "failed"
+    return {
+        TrialState.COMPLETE: "complete",
+        TrialState.PRUNED: "pruned",
+        TrialState.RUNNING: "running",
+        TrialState.WAITING: "waiting",
+    }[trial.state]
+
+
+def counts_against_budget(trial: FrozenTrial) -> bool:
+    """Complete, pruned, or failed for a reason of its own (diverged, an error)."""
+    return trial.state.is_finished() and trial_status(trial) in COUNTED

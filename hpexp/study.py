@@ -1,0 +1,406 @@
+"""Run a study: data -> search (Optuna) -> tracking (MLflow, behind the search) -> report.
+
+The one module that composes the stages; each stage knows only those to its left.
+
+    open      validate the study file, load the data, check the stores, open the Optuna study
+              (its identity checked), start the MLflow writer
+    optimize  ask, train, tell until the study's budget is reached; each finished trial is
+              handed to the writer
+    close     the writer adds the study's artifacts and ends its run; the summary is printed
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import signal
+import sys
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from hpexp.background import BackgroundSync
+from hpexp.data import Dataset
+from hpexp.errors import DataError, SpecError
+from hpexp.result import StudyResult
+from hpexp.search.factories import models_root, redact_url
+from hpexp.search.objective import ModelFiles, Objective
+from hpexp.search.runner import finished_count, open_study, optimize, reopen_study
+from hpexp.search.spec import StudySpec, load_spec, study_dataset
+from hpexp.search.states import STATUSES, trial_status
+from hpexp.sync import Syncer, SyncReport
+from hpexp.tracking.stores import (
+    absolute_uri,
+    check_reachable,
+    check_tracking_uri,
+    ensure_store_readable,
+)
+
+__all__ = ["check_study", "load_study", "run_study", "sync_study"]
+
+#: The study run's artifacts: [(file or folder, artifact path)], metrics, tags.
+Artifacts = tuple[list[tuple[Path, str | None]], dict[str, float], dict[str, str]]
+
+
+def run_study(
+    study: str | Path | Mapping[str, Any] | StudySpec,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    overrides: Iterable[str] = (),
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> StudyResult:
+    """Run (or resume) a study until it has `n_trials` finished trials or `timeout` seconds
+    pass; both default to the study file's budget. Returns the StudyResult.
+
+    `study` is a YAML path, a study name under studies/, a dict or a StudySpec; `overrides`
+    are "key=value" edits of the file (e.g. "fixed.optimizer=adam"). Bad input, a changed
+    study identity or an unreachable tracking server raise SpecError before anything is
+    written.
+    """
+    spec = _with_places(load_spec(study, overrides), storage, tracking_uri)
+    budget, timeout = _budget(spec, n_trials, timeout)
+    dataset = _dataset(spec)
+    check_reachable(spec.tracking_uri, spec.source)
+    ensure_store_readable(spec.tracking_uri)
+    say = print if verbose else (lambda *a, **k: None)
+    with _quiet_optuna():
+        study_obj = open_study(spec)
+        if study_obj.user_attrs.get("tracking_uri") != redact_url(spec.tracking_uri):
+            study_obj.set_user_attr("tracking_uri", redact_url(spec.tracking_uri))
+        models = ModelFiles(models_root(spec.storage) / spec.name)
+        writer = BackgroundSync(_writer_config(spec, dataset, models))
+        say(_header(spec, dataset, study_obj, budget, timeout))
+        status, stopped = _optimize(
+            spec, dataset, study_obj, models, writer, (budget, timeout), progress, say
+        )
+        reply = writer.close(status)
+    if not reply.get("ok"):
+        say(f"MLflow is not up to date; write it with: hpexp sync {spec.name}", file=sys.stderr)
+    ids = reply.get("run_ids") if reply.get("ok") else None
+    run_ids = {int(k): v for k, v in ids.items()} if ids is not None else None
+    result = StudyResult(spec, study_obj, models, run_ids)
+    if verbose:
+        from hpexp.report.summary import summary
+
+        print(summary(result))
+    if stopped == "exhausted":
+        say(
+            f"stopped early: the sampler kept proposing configurations study '{spec.name}' "
+            "already ran; its search space looks exhausted"
+        )
+    if status == "KILLED":
+        say(f"interrupted: run the same command again to resume study '{spec.name}'")
+        raise KeyboardInterrupt
+    return result
+
+
+def load_study(
+    name: str, *, storage: str | None = None, tracking_uri: str | None = None
+) -> StudyResult:
+    """Reopen a study from its storage (default: the embedded journal) as a StudyResult."""
+    spec, study = reopen_study(name, storage)
+    spec = _with_places(spec, None, tracking_uri or study.user_attrs.get("tracking_uri"))
+    return StudyResult(spec, study, ModelFiles(models_root(spec.storage) / spec.name))
+
+
+def sync_study(
+    name: str, *, storage: str | None = None, tracking_uri: str | None = None
+) -> SyncReport:
+    """Rebuild whatever MLflow is missing or has wrong for study `name` from its Optuna storage
+    and model files (runs, params, curves, metrics, states, models, the study's artifacts).
+    Idempotent: a second call writes nothing."""
+    result = load_study(name, storage=storage, tracking_uri=tracking_uri)
+    check_reachable(result.tracking_uri, "--tracking-uri")
+    syncer, artifacts = _syncer(result.spec, result.study, result.models)
+    syncer.open()
+    report = syncer.catch_up(deep=True)
+    running = any(not t.state.is_finished() for t in result.study.get_trials(deepcopy=False))
+    if report.written or report.removed or _parent_incomplete(syncer):
+        syncer.close("RUNNING" if running else "FINISHED", artifacts)
+    return report
+
+
+def check_study(
+    name: str, *, storage: str | None = None, tracking_uri: str | None = None
+) -> list[str]:
+    """One line per way MLflow disagrees with the Optuna storage of study `name` ([] when they
+    agree), and per trial model missing beside the storage."""
+    result = load_study(name, storage=storage, tracking_uri=tracking_uri)
+    check_reachable(result.tracking_uri, "--tracking-uri")
+    syncer, _ = _syncer(result.spec, result.study, result.models)
+    problems = syncer.check()
+    parent = result.parent_run_id
+    if not parent or syncer.projection._get(parent) is None:
+        problems.insert(0, f"study '{name}': no MLflow study run")
+    return problems
+
+
+# -- open ---------------------------------------------------------------------------------------
+
+
+def _with_places(spec: StudySpec, storage: str | None, tracking_uri: str | None) -> StudySpec:
+    """The spec with storage/tracking overrides, and the MLflow URI made absolute (MLflow keeps
+    one store per URI string per process, so a relative path must not follow the cwd)."""
+    uri = tracking_uri or spec.tracking_uri
+    check_tracking_uri(uri, spec.source)
+    changes: dict[str, Any] = {"tracking_uri": absolute_uri(uri)}
+    if storage:
+        changes["storage"] = storage
+    return dataclasses.replace(spec, **changes)
+
+
+def _budget(
+    spec: StudySpec, n_trials: int | None, timeout: float | None
+) -> tuple[int | None, float | None]:
+    budget = n_trials if n_trials is not None else spec.n_trials
+    if budget is not None and (type(budget) is not int or budget < 1):
+        raise SpecError(f"n_trials must be an integer >= 1, got {budget!r}")
+    timeout = timeout if timeout is not None else spec.timeout
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise SpecError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    return budget, timeout
+
+
+def _dataset(spec: StudySpec) -> Dataset:
+    try:
+        return study_dataset(spec.dataset)
+    except DataError as e:
+        raise SpecError(f"{spec.source}: dataset: {e}") from None
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial log lines and experimental-feature warnings off, for this run only."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def input_example(ds: Dataset, rows: int = 5) -> pd.DataFrame:
+    """A few test (or validation) samples as raw, row-per-sample feature values."""
+    X = ds.X_test if ds.X_test.shape[1] else ds.X_val
+    raw = X[:, :rows] * ds.x_std + ds.x_mean  # undo the standardization: (n_x, rows)
+    return pd.DataFrame(raw.T, columns=list(ds.feature_names))
+
+
+def _writer_config(spec: StudySpec, ds: Dataset, models: ModelFiles) -> dict[str, Any]:
+    return {
+        "study": spec.name,
+        "storage": spec.storage,
+        "tracking_uri": spec.tracking_uri,
+        "tracking_uri_shown": redact_url(spec.tracking_uri),
+        "experiment": spec.experiment,
+        "models": str(models.root),
+        "dataset_name": ds.name,
+        "input_example": input_example(ds).to_dict(orient="split"),
+    }
+
+
+def _header(
+    spec: StudySpec, ds: Dataset, study: optuna.Study, budget: int | None, timeout: float | None
+) -> str:
+    done = finished_count(study)
+    todo = None if budget is None else max(budget - done, 0)
+    statuses = [trial_status(t) for t in study.get_trials(deepcopy=False)]
+    requeued = statuses.count("waiting")
+    return (
+        f"study '{spec.name}': {ds.summary()}\n"
+        f"  {spec.sampler['name']} sampler, {spec.pruner['name']} pruner, objective "
+        + ", ".join(f"{o.direction} {o.metric}" for o in spec.objectives)
+        + f"; {done} trials done"
+        + (f", {todo} to go" if todo is not None else "")
+        + (f", {timeout:g} s limit" if timeout else "")
+        + (f"; {requeued} queued (baselines or interrupted trials)" if requeued else "")
+        + f"\n  Optuna: {redact_url(spec.storage)}   MLflow: {redact_url(spec.tracking_uri)}"
+    )
+
+
+# -- optimize -----------------------------------------------------------------------------------
+
+
+def _optimize(
+    spec: StudySpec,
+    ds: Dataset,
+    study: optuna.Study,
+    models: ModelFiles,
+    writer: BackgroundSync,
+    limits: tuple[int | None, float | None],
+    progress: bool,
+    say: Any,
+) -> tuple[str, str]:
+    """Run trials until (n_trials, timeout) `limits`; returns (MLflow status of the study run,
+    why the search stopped)."""
+    budget, timeout = limits
+    done = finished_count(study)
+    todo = None if budget is None else max(budget - done, 0)
+    if todo == 0:
+        say(
+            f"study '{spec.name}' already has {done} of {budget} trials; "
+            "raise n_trials (--n-trials) to run more"
+        )
+    bar = _Progress(todo, spec) if progress and todo != 0 else None
+
+    def on_trial(trial: optuna.trial.FrozenTrial) -> None:
+        writer.trial_finished(trial.number)
+        if bar is not None:
+            bar.update(study, trial)
+
+    try:
+        with _stop_signals_interrupt():
+            stopped = optimize(
+                study,
+                spec,
+                Objective(spec, ds, models),
+                n_trials=budget,
+                timeout=timeout,
+                on_trial=on_trial,
+            )
+        return "FINISHED", stopped
+    except KeyboardInterrupt:
+        return "KILLED", "interrupted"
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class _Progress:
+    """A tqdm bar over trials, with counts of pruned and failed ones and the best value."""
+
+    def __init__(self, total: int | None, spec: StudySpec) -> None:
+        from tqdm.auto import tqdm
+
+        self.spec = spec
+        self.bar = tqdm(
+            total=total,
+            desc=spec.name,
+            unit="trial",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
+
+    def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        counts = dict.fromkeys(STATUSES, 0)
+        for t in study.get_trials(deepcopy=False):
+            counts[trial_status(t)] += 1
+        postfix: dict[str, object] = {"pruned": counts["pruned"], "failed": counts["failed"]}
+        if counts["complete"] and not self.spec.multi_objective:
+            postfix[f"best {self.spec.metric}"] = f"{study.best_value:.4f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        if trial_status(trial) in ("complete", "pruned", "failed"):
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While trials run, SIGINT and SIGTERM raise KeyboardInterrupt (even where the parent
+    process started us with SIGINT ignored), so Ctrl-C and `kill` leave a resumable study."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# -- close: the MLflow side ---------------------------------------------------------------------
+
+
+def syncer_for(config: dict[str, Any]) -> tuple[Syncer, Any]:
+    """The background writer's Syncer, from `_writer_config`."""
+    spec, study = reopen_study(config["study"], config["storage"])
+    spec = dataclasses.replace(
+        spec, tracking_uri=config["tracking_uri"], experiment=config["experiment"]
+    )
+    example = config.get("input_example")
+    frame = pd.DataFrame(**example) if example else None
+    return _syncer(spec, study, ModelFiles(Path(config["models"])), frame, config["dataset_name"])
+
+
+def _syncer(
+    spec: StudySpec,
+    study: optuna.Study,
+    models: ModelFiles,
+    example: pd.DataFrame | None = None,
+    dataset_name: str | None = None,
+) -> tuple[Syncer, Any]:
+    if example is None or dataset_name is None:
+        ds = _dataset(spec)
+        example, dataset_name = input_example(ds), ds.name
+    syncer = Syncer(spec, study, models, dataset_name)
+    frame = example
+
+    def artifacts(out: Path) -> Artifacts:
+        return study_artifacts(StudyResult(spec, study, models), frame, out, syncer)
+
+    return syncer, artifacts
+
+
+def _parent_incomplete(syncer: Syncer) -> bool:
+    run = syncer.projection._get(syncer.projection.parent_run_id)
+    return run is None or run.info.status == "RUNNING" or "hpexp.best_trial" not in run.data.tags
+
+
+def study_artifacts(
+    result: StudyResult, example: pd.DataFrame | None, out: Path, syncer: Syncer
+) -> Artifacts:
+    """Write the study run's artifacts under `out` (trials table, plots, best model as .npz and
+    as a pyfunc model); return [(path, artifact folder)], metrics and tags."""
+    from hpexp.nn import save_model
+    from hpexp.report.plots import save_study_plots
+
+    artifacts: list[tuple[Path, str | None]] = []
+    trials_csv = out / "trials.csv"
+    result.trials.to_csv(trials_csv, index=False)
+    artifacts.append((trials_csv, None))
+    if save_study_plots(result.study, out / "plots", target_name=result.spec.metric):
+        artifacts.append((out / "plots", "plots"))
+    statuses = [trial_status(t) for t in result.study.get_trials(deepcopy=False)]
+    metrics = {f"trials_{s}": float(statuses.count(s)) for s in STATUSES[:5]}
+    tags: dict[str, str] = {}
+    if result._has_best():
+        best = result.best_trial
+        model = result.best_model()
+        save_model(model, out / "best_model" / "model")
+        artifacts.append((out / "best_model", "best_model"))
+        if example is not None:
+            from hpexp.tracking.pyfunc import save_pyfunc_model
+
+            save_pyfunc_model(model, out / "model", example)
+            artifacts.append((out / "model", "model"))
+        metrics |= {
+            f"best_{k}": float(v)
+            for k, v in result.best_metrics.items()
+            if np.isfinite(v) and (k.startswith(("val_", "test_")) or k == "n_params")
+        }
+        runs = syncer.projection.trial_runs(best.number).get(best.number, [])
+        tags = {"hpexp.best_trial": str(best.number)}
+        if runs:
+            tags["hpexp.best_run_id"] = runs[0].info.run_id
+    return artifacts, metrics, tags

@@ -1,0 +1,195 @@
+"""MLflow as a projection of the Optuna storage: build it, bring it up to date, compare.
+
+The Optuna storage holds everything a study did (params, states, metrics, learning curves, how
+each trial ended) and the trained networks sit beside it (`hpexp-models/<study>/`). MLflow
+shows the same for browsing, and `Syncer` writes it from there: after each trial (in the
+background, see `hpexp.background`), at the end of a study, or from scratch with
+`hpexp sync STUDY` after `mlflow.db` was lost. `hpexp check STUDY` says whether the two agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from hpexp.search.factories import redact_url
+from hpexp.search.objective import ModelFiles
+from hpexp.search.spec import StudySpec
+from hpexp.search.states import trial_status
+from hpexp.tracking.projection import Projection, TrialRecord
+
+__all__ = ["SyncReport", "Syncer", "study_params", "trial_record"]
+
+
+def trial_record(spec: StudySpec, trial: FrozenTrial, models: ModelFiles) -> TrialRecord:
+    """What trial `trial`'s MLflow run shows, from the storage alone."""
+    attrs = trial.user_attrs
+    record = attrs.get("record") or {}
+    values = dict(record.get("values") or {})
+    params = {**values, **trial.params}
+    if "layer_dims" in record:
+        params["layer_dims"] = record["layer_dims"]
+    curves = {k: (list(map(int, v[0])), list(v[1])) for k, v in (attrs.get("curves") or {}).items()}
+    metrics = {k: float(v) for k, v in (attrs.get("metrics") or {}).items()}
+    if spec.repeats == 1 or len(record.get("seeds", [])) < 2:
+        metrics = {k: v for k, v in metrics.items() if k not in curves}
+    tags = {"hpexp.status": trial_status(trial), "hpexp.repeats": str(spec.repeats)}
+    if record.get("seeds"):
+        tags["hpexp.seed"] = str(record["seeds"][0])
+    for key in ("fail_reason", "retry_of", "baseline"):
+        if key in attrs:
+            tags[f"hpexp.{key}"] = str(attrs[key])
+    if "pruned_at" in record:
+        tags["hpexp.pruned_at"] = str(record["pruned_at"])
+    model = models.folder(trial.number) if record.get("model") else None
+    return TrialRecord(
+        number=trial.number,
+        state=trial.state.name,
+        params={k: str(v) for k, v in params.items()},
+        tags=tags,
+        metrics=metrics,
+        curves=curves,
+        step=int(record.get("iterations_run", 0)),
+        model=model,
+    )
+
+
+def study_params(spec: StudySpec, dataset_name: str) -> dict[str, Any]:
+    """The study run's params: what the study is (they never change: see identity)."""
+    params: dict[str, Any] = {
+        "dataset": dataset_name,
+        "objective": ",".join(f"{o.direction}:{o.metric}" for o in spec.objectives),
+        "sampler": spec.sampler["name"],
+        "pruner": spec.pruner["name"],
+        "repeats": spec.repeats,
+        "seed": spec.seed,
+        "search_space": ",".join(spec.search),
+    }
+    params.update({f"fixed.{k}": v for k, v in spec.fixed.items()})
+    return params
+
+
+@dataclass
+class SyncReport:
+    """What one sync did: runs written, runs removed, models missing beside the storage."""
+
+    written: list[int]
+    removed: list[int]
+    missing_models: list[int]
+
+    def __str__(self) -> str:
+        parts = [f"{len(self.written)} run(s) written", f"{len(self.removed)} stray removed"]
+        if self.missing_models:
+            shown = ", ".join(map(str, self.missing_models[:10]))
+            parts.append(f"model files missing for trial(s) {shown}")
+        return "; ".join(parts)
+
+
+class Syncer:
+    """Writes one study's MLflow runs from its Optuna storage. Every write happens under a lock
+    file beside the trial models, so several writers on one host never duplicate a run."""
+
+    def __init__(
+        self, spec: StudySpec, study: optuna.Study, models: ModelFiles, dataset_name: str
+    ) -> None:
+        self.spec, self.study, self.models = spec, study, models
+        self.dataset_name = dataset_name
+        self.projection = Projection(spec.tracking_uri, spec.experiment, spec.name)
+
+    def open(self) -> str:
+        """Reopen or create the study's run; remember its id in the study. Returns the id."""
+        attrs = self.study.user_attrs
+        tags = {
+            "hpexp.storage": redact_url(self.spec.storage),
+            "hpexp.fingerprint": str(attrs.get("fingerprint", "")),
+            "mlflow.note.content": self.spec.description,
+        }
+        with self.lock():
+            parent = self.projection.open_study(
+                attrs.get("mlflow_parent_run_id"), study_params(self.spec, self.dataset_name), tags
+            )
+        for key, value in (
+            ("mlflow_parent_run_id", parent),
+            ("mlflow_experiment_id", self.projection.experiment_id),
+        ):
+            if attrs.get(key) != value:
+                self.study.set_user_attr(key, value)
+        return parent
+
+    def records(self, numbers: set[int] | None = None) -> list[TrialRecord]:
+        """Records of the finished trials (those in `numbers`, if given)."""
+        return [
+            trial_record(self.spec, t, self.models)
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state.is_finished() and (numbers is None or t.number in numbers)
+        ]
+
+    def trials(self, numbers: set[int]) -> dict[int, str]:
+        """Write the runs of these finished trials; returns {number: run id}."""
+        with self.lock():
+            return self.projection.write(self.records(numbers))
+
+    def catch_up(self, deep: bool = False) -> SyncReport:
+        """Bring every finished trial's run up to date, remove runs no finished trial owns.
+        `deep` also compares runs that look complete, value by value, and rewrites those that
+        differ (a metric edited by hand)."""
+        with self.lock():
+            records = self.records()
+            runs = self.projection.trial_runs()
+            if deep:
+                for record in records:
+                    found = runs.get(record.number, [])
+                    if found and self.projection._differences(record, found[0]):
+                        for run in found:
+                            self.projection.client.delete_run(run.info.run_id)
+                        runs[record.number] = []
+            before = {n: {r.info.run_id for r in runs.get(n, [])} for n in runs}
+            ids = self.projection.write(records, known=runs)
+            written = [n for n, i in ids.items() if i not in before.get(n, set())]
+            running = {
+                t.number for t in self.study.get_trials(deepcopy=False) if not t.state.is_finished()
+            }
+            removed = self.projection.remove_strays({*ids, *running}, runs)
+        missing = [
+            r.number for r in records if r.model is not None and not self.models.exists(r.number)
+        ]
+        return SyncReport(written, removed, missing)
+
+    def check(self) -> list[str]:
+        """One line per disagreement between MLflow and the storage (and per missing model)."""
+        records = self.records()
+        problems = self.projection.check(records)
+        for r in records:
+            if r.model is not None and not self.models.exists(r.number):
+                problems.append(f"trial {r.number}: model files missing from {r.model}")
+        return problems
+
+    def close(self, status: str, artifacts: Any = None) -> None:
+        """End the study's run with `status`, after logging `artifacts(tmp) -> (files, metrics,
+        tags)` when given."""
+        with self.lock(), tempfile.TemporaryDirectory(prefix="hpexp-study-") as tmp:
+            files, metrics, tags = artifacts(Path(tmp)) if artifacts else ([], {}, {})
+            self.projection.close_study(status, metrics=metrics, tags=tags, artifacts=files)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        self.models.root.mkdir(parents=True, exist_ok=True)
+        with open(self.models.root / ".mlflow.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}

@@ -1,0 +1,330 @@
+"""Faults a real study process meets: signals at random moments, a changed study, damaged
+stores. Every test runs `python -m hpexp` in a scratch folder and checks what it left.
+
+The Optuna journal is the truth; MLflow is a projection written behind the search by a
+background process (`hpexp.background`), which these tests wait for before looking.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+import hpexp
+from hpexp.search.runner import finished_count
+from hpexp.search.states import trial_status
+
+from .conftest import (
+    HPEXP_TIMEOUT,
+    assert_agree,
+    empty_mlflow_store,
+    hpexp_cmd,
+    journal_study,
+    kill_writers,
+    one_line,
+    params_key,
+    start_hpexp,
+    tiny,
+    wait_for_writers,
+    write_study,
+)
+
+RESUME = "run the same command again to resume"
+RUN = ("run", "study.yaml", "--no-progress")
+
+# -- signals at random moments ----------------------------------------------------------------
+
+#: Eight trials of 0.3-1 s each on a busy machine: long enough to be stopped in the middle.
+FAULTS: dict[str, Any] = tiny(
+    name="faults",
+    fixed={"optimizer": "adam", "eval_every": 20},
+    search={
+        "learning_rate": {"float": [0.005, 0.1], "log": True},
+        "iterations": {"int": [300, 600]},
+        "hidden_layers": {"int": [1, 2]},
+        "hidden_units": {"int": [4, 32], "per_layer": True},
+        "activation": {"choice": ["relu", "tanh"]},
+    },
+    pruner={"name": "median", "n_startup_trials": 2, "n_warmup_steps": 100},
+    budget={"n_trials": 8},
+)
+
+FINISHED_STATES = (1, 2, 3)  # Optuna TrialState COMPLETE, PRUNED, FAIL in journal records
+
+
+def journal_progress(path: Path) -> tuple[int, int]:
+    """(bytes in the journal, trial-end records in it); (-1, 0) while there is no journal."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return -1, 0
+    ended = 0
+    for line in data.splitlines():
+        if b'"op_code":6' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:  # a record being written
+            continue
+        ended += record.get("state") in FINISHED_STATES
+    return len(data), ended
+
+
+def moments(sig: signal.Signals) -> list[tuple[int, float]]:
+    """Seeded random moments to stop a run: (trials this run ends first, then seconds).
+    0 trials means "once the run has written to the journal": on the first run, while the
+    study is being created; then mid-study; then anywhere in the first trials."""
+    rng = random.Random(f"hpexp-faults-{sig.name}")
+    return [
+        (0, round(rng.uniform(0.0, 1.0), 2)),
+        (rng.randint(1, 2), round(rng.uniform(0.0, 0.5), 2)),
+        (rng.randint(0, 3), round(rng.uniform(0.0, 1.5), 2)),
+    ]
+
+
+def stop_at(
+    where: Path, sig: signal.Signals, ended: int, delay: float
+) -> tuple[bool, subprocess.CompletedProcess[str]]:
+    """Start the study, send `sig` `delay` s after it ended `ended` trials (0: after its first
+    write to the journal); returns (whether the signal was sent, the finished process). Waits
+    for the background writer too."""
+    journal = where / "optuna.journal"
+    size0, ended0 = journal_progress(journal)
+    proc = start_hpexp(*RUN, cwd=where)
+    try:
+        deadline = time.monotonic() + HPEXP_TIMEOUT
+        while proc.poll() is None:
+            size, now = journal_progress(journal)
+            if (size != size0) if ended == 0 else (now - ended0 >= ended):
+                break
+            assert time.monotonic() < deadline, "the study never got to the moment"
+            time.sleep(0.02)
+        time.sleep(delay)
+        sent = proc.poll() is None
+        if sent:
+            proc.send_signal(sig)
+        out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    wait_for_writers(where)
+    return sent, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def assert_no_replayed_configuration(trials: list) -> None:
+    """Among trials that count (complete, pruned, failed), a configuration appears once, but
+    for re-runs (`retry_of`) of interrupted trials, which carry their trial's params."""
+    by_number = {t.number: t for t in trials}
+    seen: dict[tuple, list[int]] = {}
+    for t in trials:
+        if "retry_of" in t.user_attrs:
+            origin = by_number[t.user_attrs["retry_of"]]
+            assert trial_status(origin) == "interrupted", (t.number, origin.number)
+            assert t.params == origin.params, (t.number, origin.number)
+        if trial_status(t) in ("complete", "pruned", "failed"):
+            seen.setdefault(params_key(t.params), []).append(t.number)
+    for numbers in seen.values():
+        fresh = [n for n in numbers if "retry_of" not in by_number[n].user_attrs]
+        assert len(fresh) <= 1, f"trials {numbers} ran the same configuration"
+
+
+def assert_nothing_running(result: hpexp.StudyResult) -> None:
+    """No trial RUNNING in Optuna, no trial run RUNNING in MLflow."""
+    assert [t.number for t in result.study.trials if t.state.name == "RUNNING"] == []
+    client = MlflowClient(result.tracking_uri)
+    exp = client.get_experiment_by_name(result.spec.experiment)
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.`hpexp.trial` != ''")
+    assert [r.data.tags["hpexp.trial"] for r in runs if r.info.status == "RUNNING"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=["kill-9", "sigint", "sigterm"]
+)
+def test_stopped_at_random_moments_then_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals
+) -> None:
+    write_study(tmp_path, FAULTS)
+    if sig != signal.SIGKILL:  # kill -9 also meets the creation of mlflow.db by the writer
+        empty_mlflow_store(tmp_path)
+    log = []
+    try:
+        for ended, delay in moments(sig):
+            sent, proc = stop_at(tmp_path, sig, ended, delay)
+            where = f"{sig.name} after {ended} trial(s) + {delay} s"
+            log.append(f"{where}: sent={sent} rc={proc.returncode}")
+            output = proc.stdout + proc.stderr
+            assert "Traceback" not in output, f"{where}:\n{output}"
+            if not sent:  # it finished first
+                assert proc.returncode == 0, f"{where}:\n{output}"
+            elif sig == signal.SIGKILL:
+                assert proc.returncode == -signal.SIGKILL
+            else:
+                assert proc.returncode == 130, f"{where}:\n{output}"
+                assert RESUME in proc.stdout, f"{where}:\n{output}"
+        final = hpexp_cmd(*RUN, cwd=tmp_path)
+        assert final.returncode == 0, final.stdout + final.stderr
+        assert "Traceback" not in final.stdout + final.stderr
+    finally:
+        kill_writers(tmp_path)
+
+    monkeypatch.chdir(tmp_path)
+    result = hpexp.load_study("faults")
+    trials = result.study.trials
+    assert finished_count(result.study) == FAULTS["budget"]["n_trials"], log
+    assert_no_replayed_configuration(trials)
+    for t in trials:  # every interrupted trial was re-queued exactly once
+        if trial_status(t) == "interrupted":
+            retries = [r for r in trials if r.user_attrs.get("retry_of") == t.number]
+            assert len(retries) == 1, (t.number, log)
+    assert_nothing_running(result)
+    assert_agree(result)
+
+
+# -- a resumed study never replays its proposals ----------------------------------------------
+
+REPLAY = tiny(
+    name="replay", sampler={"name": "tpe", "n_startup_trials": 10}, budget={"n_trials": 4}
+)
+
+
+@pytest.mark.slow
+def test_resume_never_replays_and_a_fresh_study_reproduces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, other = tmp_path / "first", tmp_path / "other"
+    for where in (first, other):
+        where.mkdir()
+        write_study(where, REPLAY)
+        empty_mlflow_store(where)
+    try:
+        procs = [start_hpexp(*RUN, cwd=where) for where in (first, other)]  # side by side
+        for proc in procs:
+            out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
+            assert proc.returncode == 0, out + err
+        resumed = hpexp_cmd(*RUN, "--n-trials", "12", cwd=first)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        for where in (first, other):
+            kill_writers(where)
+
+    trials = journal_study(first, "replay").trials
+    assert [trial_status(t) for t in trials] == ["complete"] * 12  # no duplicate proposal
+    before = {params_key(t.params): t.number for t in trials[:4]}
+    replayed = [(t.number, before[k]) for t in trials[4:] if (k := params_key(t.params)) in before]
+    assert replayed == [], "resumed trials equal to earlier ones (new, old)"
+    fresh = journal_study(other, "replay").trials
+    assert [t.params for t in fresh] == [t.params for t in trials[:4]]
+    monkeypatch.chdir(first)
+    assert_agree(hpexp.load_study("replay"))
+
+
+# -- a changed study is refused before anything is written ------------------------------------
+
+
+def snapshot(where: Path) -> dict[str, tuple[int, int, bytes | None]]:
+    """(size, mtime_ns, bytes of the two stores) of every file under `where`."""
+    out = {}
+    for path in sorted(where.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            data = path.read_bytes() if path.name in ("optuna.journal", "mlflow.db") else None
+            out[str(path.relative_to(where))] = (st.st_size, st.st_mtime_ns, data)
+    return out
+
+
+@pytest.mark.slow
+def test_changed_identity_is_refused_and_a_bigger_budget_is_not(tmp_path: Path) -> None:
+    write_study(tmp_path, tiny(name="ident", budget={"n_trials": 2}))
+    empty_mlflow_store(tmp_path)
+    momentum = ("--set", "fixed.optimizer=momentum")
+    created = hpexp_cmd(*RUN, *momentum, cwd=tmp_path)
+    assert created.returncode == 0, created.stdout + created.stderr
+    before = snapshot(tmp_path)
+
+    refused = hpexp_cmd(*RUN, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+    line = one_line(refused.stderr)
+    assert line.startswith("hpexp: error: ") and "fixed.optimizer" in line
+    assert refused.stdout == ""
+    assert snapshot(tmp_path) == before, "a refused run changed the stores"
+
+    bigger = hpexp_cmd(*RUN, *momentum, "--n-trials", "3", cwd=tmp_path)
+    assert bigger.returncode == 0, bigger.stdout + bigger.stderr
+    assert finished_count(journal_study(tmp_path, "ident")) == 3
+
+
+# -- a damaged journal --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cut_journal_is_repaired_and_damage_in_the_middle_is_refused(tmp_path: Path) -> None:
+    write_study(tmp_path, tiny(name="cut", budget={"n_trials": 2}))
+    empty_mlflow_store(tmp_path)
+    journal = tmp_path / "optuna.journal"
+    assert hpexp_cmd(*RUN, cwd=tmp_path).returncode == 0
+    old = {t.number: (t.state, t.params, t.values) for t in journal_study(tmp_path, "cut").trials}
+
+    # a crash while the last record was written: half of it is on disk, no line end
+    data = journal.read_bytes()
+    last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    cut_trial = json.loads(last).get("trial_id")  # the trial that record was about, if any
+    journal.write_bytes(data[: len(data) - len(last) // 2 - 1])
+    repaired = hpexp_cmd(*RUN, "--n-trials", "3", cwd=tmp_path)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "Traceback" not in repaired.stdout + repaired.stderr
+    warnings = [line for line in repaired.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1, repaired.stderr
+    assert "optuna.journal" in warnings[0] and "dropped" in warnings[0]
+    assert list(tmp_path.glob("optuna.journal.dropped-*")), "the dropped bytes were not kept"
+    study = journal_study(tmp_path, "cut")
+    assert finished_count(study) == 3
+    now = {t.number: (t.state, t.params, t.values) for t in study.trials}
+    for number, kept in old.items():
+        if number != cut_trial:
+            assert now[number] == kept, f"trial {number} changed"
+
+    # damage followed by good records: nothing is changed, one line names the line
+    lines = journal.read_bytes().splitlines(keepends=True)
+    damaged = b"".join([*lines[:3], b"this is not a journal record\n", *lines[3:]])
+    journal.write_bytes(damaged)
+    refused = hpexp_cmd(*RUN, "--n-trials", "4", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stdout + refused.stderr
+    line = one_line(refused.stderr)
+    assert line.startswith("hpexp: error: ") and "line 4" in line
+    assert journal.read_bytes() == damaged
+
+
+# -- a half-created MLflow store ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alembic_version", [False, True], ids=["bare", "mid-migration"])
+def test_half_created_mlflow_store_is_refused(tmp_path: Path, alembic_version: bool) -> None:
+    write_study(tmp_path, tiny(name="half", budget={"n_trials": 1}))
+    with sqlite3.connect(tmp_path / "mlflow.db") as con:
+        con.execute("create table _alembic_tmp_params (key text, value text)")
+        if alembic_version:
+            con.execute("create table alembic_version (version_num text)")
+            con.execute("insert into alembic_version values ('0584bdc529eb')")
+    before = (tmp_path / "mlflow.db").read_bytes()
+    proc = hpexp_cmd(*RUN, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    line = one_line(proc.stderr)
+    assert "mlflow.db" in line and "move it away" in line and "hpexp sync" in line
+    assert not (tmp_path / "optuna.journal").exists()
+    assert (tmp_path / "mlflow.db").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["mlflow.db", "study.yaml"]
