@@ -11,6 +11,7 @@ study goes on (one warning line) and `hpexp sync STUDY` or the next run fills ML
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,13 +24,15 @@ __all__ = ["BackgroundSync"]
 
 #: Seconds between attempts to reach an MLflow that stopped answering.
 RETRY_SECONDS = 15.0
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class BackgroundSync:
     """The study process's end of the pipe: `trial_finished(n)`, then `close(status)`."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # One BLAS thread and a lower priority: the writer must not take the trainer's core.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict.fromkeys(BLAS_THREADS, "1")}
         self.proc: subprocess.Popen[str] | None = subprocess.Popen(
             [sys.executable, "-m", "hpexp.background"],
             stdin=subprocess.PIPE,
@@ -142,6 +145,8 @@ class _Writer:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(10)
     first = sys.stdin.readline()
     if not first:
         return 0

@@ -28,6 +28,7 @@ import pandas as pd
 from hpexp.background import BackgroundSync
 from hpexp.data import Dataset
 from hpexp.errors import DataError, SpecError
+from hpexp.nn._memory import keep_freed_memory
 from hpexp.result import StudyResult
 from hpexp.search.factories import models_root, redact_url
 from hpexp.search.objective import ModelFiles, Objective
@@ -167,7 +168,7 @@ def _budget(
         raise SpecError(f"n_trials must be an integer >= 1, got {budget!r}")
     timeout = timeout if timeout is not None else spec.timeout
     if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        raise SpecError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        raise SpecError(f"timeout must be > 0 seconds (a finite number), got {timeout!r}")
     return budget, timeout
 
 
@@ -261,7 +262,7 @@ def _optimize(
             bar.update(study, trial)
 
     try:
-        with _stop_signals_interrupt():
+        with _stop_signals_interrupt(), keep_freed_memory():
             stopped = optimize(
                 study,
                 spec,

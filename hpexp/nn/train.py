@@ -153,7 +153,21 @@ def train(
         if X_val.shape[1] == 0:
             X_val = Y_val = None
 
-    keep_freed_memory()
+    with keep_freed_memory():
+        return _loop(model, X, Y, X_val, Y_val, callback, config)
+
+
+def _loop(
+    model: MLP,
+    X: Array,
+    Y: Array,
+    X_val: Array | None,
+    Y_val: Array | None,
+    callback: Callback | None,
+    config: TrainConfig,
+) -> History:
+    """The training loop of `train`, on checked inputs."""
+    m = X.shape[1]
     c = config
     rng = np.random.default_rng(c.seed)
     B = m if c.batch_size is None else min(c.batch_size, m)

@@ -1,0 +1,340 @@
+"""MLflow is a projection of the Optuna storage: `hpexp sync` rebuilds it, `hpexp check` says
+whether it agrees, and a tracking server that goes away does not stop a study.
+
+Each test runs `python -m hpexp` in a scratch folder. MLflow is read in this process with
+SQLAlchemy's NullPool, so a store that a test deletes and `hpexp sync` rebuilds is read afresh
+(MLflow otherwise keeps pooled connections to the deleted file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+import hpexp
+from hpexp.search.runner import finished_count
+from tests.search.conftest import (
+    HPEXP_TIMEOUT,
+    empty_mlflow_store,
+    hpexp_cmd,
+    journal_study,
+    kill_writers,
+    one_line,
+    start_hpexp,
+    wait_for_writers,
+    write_study,
+)
+
+RUN = ("run", "study.yaml", "--no-progress")
+
+#: Four trials that end four ways: complete, pruned, failed (diverged), and one the sampler picks.
+SYNCED: dict[str, Any] = {
+    "name": "synced",
+    "dataset": {"name": "iris"},
+    "fixed": {"optimizer": "gd", "eval_every": 5, "hidden_layers": 1, "hidden_units": 8},
+    "search": {
+        "learning_rate": {"float": [1e-6, 1e4], "log": True},
+        "iterations": {"int": [40, 60]},
+    },
+    "enqueue": [
+        {"learning_rate": 0.5, "iterations": 60},
+        {"learning_rate": 1e-6, "iterations": 60},
+        {"learning_rate": 1e4, "iterations": 60},
+    ],
+    "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+    "budget": {"n_trials": 4},
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
+
+
+def finished_study(where: Path) -> str:
+    """Run SYNCED to its end in `where`; returns its MLflow URI."""
+    write_study(where, SYNCED)
+    empty_mlflow_store(where)
+    proc = hpexp_cmd(*RUN, cwd=where)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return f"sqlite:///{where / 'mlflow.db'}"
+
+
+def trial_runs(uri: str, experiment: str = "synced") -> dict[int, dict[str, Any]]:
+    """What MLflow shows of each trial: status, params, final metrics, curves, hpexp tags,
+    model files; one run per trial number (asserted)."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no experiment {experiment} in {uri}"
+    out: dict[int, dict[str, Any]] = {}
+    for run in client.search_runs([exp.experiment_id], "tags.`hpexp.trial` != ''"):
+        number = int(run.data.tags["hpexp.trial"])
+        assert number not in out, f"trial {number}: two runs"
+        run_id = run.info.run_id
+        out[number] = {
+            "status": run.info.status,
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+            "tags": {k: v for k, v in run.data.tags.items() if k.startswith("hpexp.")},
+            "curves": {
+                name: sorted((m.step, m.value) for m in client.get_metric_history(run_id, name))
+                for name in run.data.metrics
+            },
+            "model": sorted(a.path for a in client.list_artifacts(run_id, "model")),
+        }
+    return out
+
+
+def study_run(uri: str, experiment: str = "synced") -> tuple[Any, set[str]]:
+    """The study's parent run and its top-level artifact paths."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], "tags.`hpexp.role` = 'study'")
+    assert len(runs) == 1, f"{len(runs)} study runs"
+    return runs[0], {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+
+
+def run_id_of(uri: str, number: int, experiment: str = "synced") -> str:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], f"tags.`hpexp.trial` = '{number}'")
+    assert len(runs) == 1
+    return runs[0].info.run_id
+
+
+# -- rebuilding a lost store ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sync_rebuilds_a_deleted_store_as_it_was(tmp_path: Path) -> None:
+    uri = finished_study(tmp_path)
+    before = trial_runs(uri)
+    statuses = sorted(v["tags"]["hpexp.status"] for v in before.values())
+    assert statuses == ["complete", "complete", "failed", "pruned"], statuses
+    parent_before, artifacts_before = study_run(uri)
+    assert {"trials.csv", "plots", "best_model", "model"} <= artifacts_before
+
+    (tmp_path / "mlflow.db").unlink()
+    shutil.rmtree(tmp_path / "mlartifacts")
+    synced = hpexp_cmd("sync", "synced", cwd=tmp_path)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "Traceback" not in synced.stdout + synced.stderr
+    assert one_line(synced.stdout) == "study 'synced': 4 run(s) written; 0 stray removed"
+
+    after = trial_runs(uri)
+    assert sorted(after) == sorted(before) == [0, 1, 2, 3]
+    for number, was in before.items():
+        now = after[number]
+        for what in ("status", "params", "tags", "curves", "model"):
+            assert now[what] == was[what], f"trial {number}: {what}"
+        assert now["metrics"] == pytest.approx(was["metrics"], rel=1e-12), f"trial {number}"
+    complete = [n for n, v in after.items() if v["status"] == "FINISHED"]
+    assert all(any(p.endswith(".npz") for p in after[n]["model"]) for n in complete)
+
+    parent, artifacts = study_run(uri)
+    assert artifacts == artifacts_before
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params == parent_before.data.params
+    assert parent.data.tags["hpexp.best_trial"] == parent_before.data.tags["hpexp.best_trial"]
+    client = MlflowClient(uri)
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/optimization_history.png" in plots
+    best = {a.path for a in client.list_artifacts(parent.info.run_id, "best_model")}
+    assert any(p.endswith(".npz") for p in best), best
+
+    checked = hpexp_cmd("check", "synced", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "agrees" in checked.stdout
+
+    again = hpexp.sync_study("synced", storage=str(tmp_path / "optuna.journal"), tracking_uri=uri)
+    assert (again.written, again.removed, again.missing_models) == ([], [], [])
+
+
+# -- hand edits: check catches them, sync repairs them ------------------------------------------
+
+
+@pytest.mark.slow
+def test_check_catches_hand_edits_and_sync_repairs_them(tmp_path: Path) -> None:
+    uri = finished_study(tmp_path)
+    client = MlflowClient(uri)
+    before = trial_runs(uri)
+    complete = sorted(n for n, v in before.items() if v["status"] == "FINISHED")
+    edited, deleted = complete[0], complete[1]
+
+    # a final metric overwritten: a later value at the final step becomes the latest one
+    edited_id = run_id_of(uri, edited)
+    step = max(s for s, _ in before[edited]["curves"]["test_accuracy"])
+    wrong = before[edited]["metrics"]["test_accuracy"] - 0.25
+    client.log_metric(edited_id, "test_accuracy", wrong, step=step)
+    assert client.get_run(edited_id).data.metrics["test_accuracy"] == wrong
+    client.delete_run(run_id_of(uri, deleted))
+
+    checked = hpexp_cmd("check", "synced", cwd=tmp_path)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "Traceback" not in checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert any(line.startswith(f"trial {deleted}:") and "no MLflow run" in line for line in lines)
+    assert any(line.startswith(f"trial {edited}:") and "test_accuracy" in line for line in lines), (
+        lines
+    )
+    assert all(line.startswith((f"trial {edited}:", f"trial {deleted}:")) for line in lines)
+    assert "hpexp sync synced" in checked.stderr
+
+    synced = hpexp_cmd("sync", "synced", cwd=tmp_path)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "2 run(s) written" in synced.stdout
+    after = trial_runs(uri)
+    for number in (edited, deleted):
+        assert after[number]["metrics"] == pytest.approx(before[number]["metrics"], rel=1e-12)
+        assert after[number]["curves"] == before[number]["curves"]
+    checked = hpexp_cmd("check", "synced", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # a model file lost beside the storage: check names it, sync cannot bring it back
+    model = tmp_path / "hpexp-models" / "synced" / f"trial-{edited:05d}" / "model.npz"
+    model.unlink()
+    checked = hpexp_cmd("check", "synced", cwd=tmp_path)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    line = one_line(checked.stdout)
+    assert line.startswith(f"trial {edited}: model files missing") and "trial-" in line
+    report = hpexp.sync_study("synced", storage=str(tmp_path / "optuna.journal"), tracking_uri=uri)
+    assert report.missing_models == [edited]
+
+
+# -- a tracking server that goes away --------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+class Server:
+    """`mlflow server` on 127.0.0.1:port over one SQLite file; start, kill, start again."""
+
+    def __init__(self, where: Path, port: int) -> None:
+        self.where, self.port = where, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        empty_mlflow_store(where / "srv")  # an empty, migrated store: no migration at start
+
+    def start(self, limit: float = 180) -> None:
+        cmd = [
+            sys.executable,
+            *("-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port)),
+            *("--backend-store-uri", f"sqlite:///{self.where / 'srv' / 'mlflow.db'}"),
+            *("--default-artifact-root", str(self.where / "srvart"), "--workers", "1"),
+        ]
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        log = open(self.where / f"server-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        self.procs.append(proc)
+        deadline = time.monotonic() + limit
+        while not healthy(self.url):
+            assert proc.poll() is None, (
+                self.where / f"server-{len(self.procs) - 1}.log"
+            ).read_text()
+            assert time.monotonic() < deadline, "the MLflow server never answered"
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the server and its workers
+                proc.wait(timeout=30)
+
+
+SERVED: dict[str, Any] = {
+    "name": "served",
+    "dataset": {"name": "iris"},
+    "fixed": {"optimizer": "adam", "eval_every": 20},
+    "search": {
+        "learning_rate": {"float": [0.005, 0.1], "log": True},
+        "iterations": {"int": [500, 1000]},
+        "hidden_units": {"int": [4, 32]},
+    },
+    "pruner": {"name": "none"},
+    "budget": {"n_trials": 6},
+}
+
+
+@pytest.mark.slow
+def test_a_server_that_stops_mid_study_does_not_stop_it(tmp_path: Path) -> None:
+    server = Server(tmp_path, free_port())
+    write_study(tmp_path, SERVED)
+    journal = tmp_path / "optuna.journal"
+    try:
+        server.start()
+        proc = start_hpexp(*RUN, "--tracking-uri", server.url, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + HPEXP_TIMEOUT
+            while not (journal.exists() and b'"state":1' in journal.read_bytes()):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "no trial finished"
+                time.sleep(0.05)
+            server.kill()  # after the first trial, while the others train
+            time.sleep(2)
+            server.start()
+            out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        wait_for_writers(tmp_path)
+        assert proc.returncode == 0, out + err
+        assert "Traceback" not in out + err
+        study = journal_study(tmp_path, "served")
+        assert finished_count(study) == len(study.trials) == SERVED["budget"]["n_trials"]
+
+        synced = hpexp_cmd("sync", "served", "--tracking-uri", server.url, cwd=tmp_path)
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        checked = hpexp_cmd("check", "served", "--tracking-uri", server.url, cwd=tmp_path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        runs = trial_runs(server.url, "served")
+        assert sorted(runs) == list(range(SERVED["budget"]["n_trials"]))
+        assert {v["status"] for v in runs.values()} == {"FINISHED"}
+    finally:
+        server.kill()
+        kill_writers(tmp_path)
+
+
+def test_an_unreachable_server_is_refused_at_once(tmp_path: Path) -> None:
+    write_study(tmp_path, SERVED)
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpexp", *RUN, "--tracking-uri", "http://127.0.0.1:9"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - start
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    line = one_line(proc.stderr)
+    assert line.startswith("hpexp: error: ") and "127.0.0.1:9" in line
+    assert took < 10, f"{took:.1f} s to refuse"
+    assert sorted(os.listdir(tmp_path)) == ["study.yaml"]  # no optuna.journal, nothing else
