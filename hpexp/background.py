@@ -143,6 +143,16 @@ class _Writer:
         reply.flush()
 
 
+def _warm_up() -> None:
+    """Import what the study's end needs (plots, the pyfunc model) while trials still run."""
+    with contextlib.suppress(Exception):
+        import mlflow.pyfunc  # noqa: F401
+        import optuna.visualization.matplotlib  # noqa: F401
+
+        import hpexp.report.plots
+        import hpexp.tracking.pyfunc  # noqa: F401
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
@@ -157,6 +167,7 @@ def main() -> int:
         _warn(f"cannot write MLflow runs ({_problem(e)}); run: hpexp sync {config['study']}")
         return 1
     writer.attempt(lambda: None)  # open the store, catch up on earlier runs
+    _warm_up()
     for line in sys.stdin:
         message = json.loads(line)
         if "trial" in message:

@@ -358,7 +358,9 @@ def _syncer(
     frame = example
 
     def artifacts(out: Path) -> Artifacts:
-        return study_artifacts(StudyResult(spec, study, models), frame, out, syncer)
+        runs = syncer.projection.trial_runs()
+        ids = {n: found[0].info.run_id for n, found in runs.items()}
+        return study_artifacts(StudyResult(spec, study, models, ids), frame, out, ids)
 
     return syncer, artifacts
 
@@ -369,7 +371,7 @@ def _parent_incomplete(syncer: Syncer) -> bool:
 
 
 def study_artifacts(
-    result: StudyResult, example: pd.DataFrame | None, out: Path, syncer: Syncer
+    result: StudyResult, example: pd.DataFrame | None, out: Path, run_ids: dict[int, str]
 ) -> Artifacts:
     """Write the study run's artifacts under `out` (trials table, plots, best model as .npz and
     as a pyfunc model); return [(path, artifact folder)], metrics and tags."""
@@ -400,8 +402,7 @@ def study_artifacts(
             for k, v in result.best_metrics.items()
             if np.isfinite(v) and (k.startswith(("val_", "test_")) or k == "n_params")
         }
-        runs = syncer.projection.trial_runs(best.number).get(best.number, [])
         tags = {"hpexp.best_trial": str(best.number)}
-        if runs:
-            tags["hpexp.best_run_id"] = runs[0].info.run_id
+        if best.number in run_ids:
+            tags["hpexp.best_run_id"] = run_ids[best.number]
     return artifacts, metrics, tags

@@ -34,6 +34,8 @@ __all__ = ["IMPORTANCE_SEED", "MAX_LEGEND_TRIALS", "save_study_plots"]
 
 #: Seed of the fANOVA importance evaluator, so the same study gives the same figure.
 IMPORTANCE_SEED = 0
+#: Trees in its random forest: 16 rank the parameters as 64 do, in a quarter of the time.
+IMPORTANCE_TREES = 16
 #: Learning curves of more trials than this are drawn without a legend.
 MAX_LEGEND_TRIALS = 10
 _DPI = 100
@@ -77,7 +79,7 @@ def save_study_plots(
             )
         )
     if len(complete) >= 2 and _importance_params(complete):
-        evaluator = FanovaImportanceEvaluator(seed=IMPORTANCE_SEED)
+        evaluator = FanovaImportanceEvaluator(n_trees=IMPORTANCE_TREES, seed=IMPORTANCE_SEED)
         plots.append(
             (
                 "param_importances",

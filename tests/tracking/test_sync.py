@@ -39,23 +39,26 @@ from tests.search.conftest import (
 
 RUN = ("run", "study.yaml", "--no-progress")
 
-#: Four trials that end four ways: complete, pruned, failed (diverged), and one the sampler picks.
+#: Four trials that end three ways, in this order: failed (diverged: nothing to prune it
+#: against yet), complete, complete, pruned.
 SYNCED: dict[str, Any] = {
     "name": "synced",
-    "dataset": {"name": "iris"},
+    "dataset": {"name": "diabetes"},
     "fixed": {"optimizer": "gd", "eval_every": 5, "hidden_layers": 1, "hidden_units": 8},
     "search": {
-        "learning_rate": {"float": [1e-6, 1e4], "log": True},
-        "iterations": {"int": [40, 60]},
+        "learning_rate": {"float": [1e-6, 1e3], "log": True},
+        "iterations": {"int": [30, 40]},
     },
     "enqueue": [
-        {"learning_rate": 0.5, "iterations": 60},
-        {"learning_rate": 1e-6, "iterations": 60},
-        {"learning_rate": 1e4, "iterations": 60},
+        {"learning_rate": 1e3, "iterations": 40},
+        {"learning_rate": 0.01, "iterations": 40},
+        {"learning_rate": 0.02, "iterations": 40},
+        {"learning_rate": 1e-6, "iterations": 40},
     ],
-    "pruner": {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
+    "pruner": {"name": "median", "n_startup_trials": 2, "n_warmup_steps": 0},
     "budget": {"n_trials": 4},
 }
+METRIC = "test_rmse"  # a final metric (no learning curve)
 
 
 @pytest.fixture(autouse=True)
@@ -121,8 +124,8 @@ def run_id_of(uri: str, number: int, experiment: str = "synced") -> str:
 def test_sync_rebuilds_a_deleted_store_as_it_was(tmp_path: Path) -> None:
     uri = finished_study(tmp_path)
     before = trial_runs(uri)
-    statuses = sorted(v["tags"]["hpexp.status"] for v in before.values())
-    assert statuses == ["complete", "complete", "failed", "pruned"], statuses
+    statuses = [before[n]["tags"]["hpexp.status"] for n in sorted(before)]
+    assert statuses == ["failed", "complete", "complete", "pruned"]
     parent_before, artifacts_before = study_run(uri)
     assert {"trials.csv", "plots", "best_model", "model"} <= artifacts_before
 
@@ -171,14 +174,15 @@ def test_check_catches_hand_edits_and_sync_repairs_them(tmp_path: Path) -> None:
     client = MlflowClient(uri)
     before = trial_runs(uri)
     complete = sorted(n for n, v in before.items() if v["status"] == "FINISHED")
-    edited, deleted = complete[0], complete[1]
+    assert complete == [1, 2]
+    edited, deleted = complete
 
     # a final metric overwritten: a later value at the final step becomes the latest one
     edited_id = run_id_of(uri, edited)
-    step = max(s for s, _ in before[edited]["curves"]["test_accuracy"])
-    wrong = before[edited]["metrics"]["test_accuracy"] - 0.25
-    client.log_metric(edited_id, "test_accuracy", wrong, step=step)
-    assert client.get_run(edited_id).data.metrics["test_accuracy"] == wrong
+    [(step, value)] = before[edited]["curves"][METRIC]
+    wrong = value + 0.25
+    client.log_metric(edited_id, METRIC, wrong, step=step)
+    assert client.get_run(edited_id).data.metrics[METRIC] == wrong
     client.delete_run(run_id_of(uri, deleted))
 
     checked = hpexp_cmd("check", "synced", cwd=tmp_path)
@@ -273,49 +277,93 @@ SERVED: dict[str, Any] = {
     "fixed": {"optimizer": "adam", "eval_every": 20},
     "search": {
         "learning_rate": {"float": [0.005, 0.1], "log": True},
-        "iterations": {"int": [500, 1000]},
+        "iterations": {"int": [800, 1600]},
         "hidden_units": {"int": [4, 32]},
     },
     "pruner": {"name": "none"},
-    "budget": {"n_trials": 6},
+    "budget": {"n_trials": 8},
 }
+
+
+def wait_for(proc: subprocess.Popen[str], ready: Any, what: str) -> None:
+    deadline = time.monotonic() + HPEXP_TIMEOUT
+    while not ready():
+        assert proc.poll() is None, f"the study ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {HPEXP_TIMEOUT} s"
+        time.sleep(0.05)
+
+
+def served_study(
+    where: Path, server: Server, stop_when: bytes, restart_after: float | None
+) -> subprocess.CompletedProcess[str]:
+    """Run SERVED against `server`; kill the server once the journal holds `stop_when`, start
+    it again `restart_after` s later (None: once the study has ended)."""
+    write_study(where, SERVED)
+    journal = where / "optuna.journal"
+    proc = start_hpexp(*RUN, "--tracking-uri", server.url, cwd=where)
+    try:
+        wait_for(proc, lambda: journal.exists() and stop_when in journal.read_bytes(), "moment")
+        server.kill()
+        if restart_after is not None:
+            time.sleep(restart_after)
+            server.start()
+        out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    wait_for_writers(where)
+    if restart_after is None:
+        server.start()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def assert_study_done_and_synced(where: Path, server: Server) -> None:
+    study = journal_study(where, "served")
+    assert finished_count(study) == len(study.trials) == SERVED["budget"]["n_trials"]
+    synced = hpexp_cmd("sync", "served", "--tracking-uri", server.url, cwd=where)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    checked = hpexp_cmd("check", "served", "--tracking-uri", server.url, cwd=where)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    runs = trial_runs(server.url, "served")
+    assert sorted(runs) == list(range(SERVED["budget"]["n_trials"]))
+    assert {v["status"] for v in runs.values()} == {"FINISHED"}
 
 
 @pytest.mark.slow
 def test_a_server_that_stops_mid_study_does_not_stop_it(tmp_path: Path) -> None:
     server = Server(tmp_path, free_port())
-    write_study(tmp_path, SERVED)
-    journal = tmp_path / "optuna.journal"
     try:
         server.start()
-        proc = start_hpexp(*RUN, "--tracking-uri", server.url, cwd=tmp_path)
-        try:
-            deadline = time.monotonic() + HPEXP_TIMEOUT
-            while not (journal.exists() and b'"state":1' in journal.read_bytes()):
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "no trial finished"
-                time.sleep(0.05)
-            server.kill()  # after the first trial, while the others train
-            time.sleep(2)
-            server.start()
-            out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        wait_for_writers(tmp_path)
-        assert proc.returncode == 0, out + err
-        assert "Traceback" not in out + err
-        study = journal_study(tmp_path, "served")
-        assert finished_count(study) == len(study.trials) == SERVED["budget"]["n_trials"]
+        # killed once the background writer has reached it (it stored the experiment id)
+        proc = served_study(tmp_path, server, b'"mlflow_experiment_id"', restart_after=2.0)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
+        assert_study_done_and_synced(tmp_path, server)
+    finally:
+        server.kill()
+        kill_writers(tmp_path)
 
-        synced = hpexp_cmd("sync", "served", "--tracking-uri", server.url, cwd=tmp_path)
-        assert synced.returncode == 0, synced.stdout + synced.stderr
-        checked = hpexp_cmd("check", "served", "--tracking-uri", server.url, cwd=tmp_path)
-        assert checked.returncode == 0, checked.stdout + checked.stderr
-        runs = trial_runs(server.url, "served")
-        assert sorted(runs) == list(range(SERVED["budget"]["n_trials"]))
-        assert {v["status"] for v in runs.values()} == {"FINISHED"}
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG: when the tracking server is gone before the background writer reached it and "
+    "is still gone when the trials end, `hpexp run` crashes in its summary "
+    "(StudyResult.experiment_id asks MLflow unguarded): traceback, exit 1",
+)
+def test_a_server_gone_before_the_writer_reached_it(tmp_path: Path) -> None:
+    server = Server(tmp_path, free_port())
+    try:
+        server.start()
+        # killed as soon as the study is in the journal: the writer has not started yet
+        proc = served_study(tmp_path, server, b'"op_code":0', restart_after=None)
+        output = proc.stdout + proc.stderr
+        assert "Traceback" not in output, output
+        assert proc.returncode == 0, output
+        assert "hpexp sync served" in proc.stderr
+        assert_study_done_and_synced(tmp_path, server)
     finally:
         server.kill()
         kill_writers(tmp_path)
