@@ -153,8 +153,8 @@ def measure(study_file: Path, n_trials: int | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", action="append", help="study file (repeatable); default: "
-                        "studies/quickstart.yaml and 20 trials of studies/mnist1d.yaml")  # fmt: skip
+    default = "studies/quickstart.yaml and 20 trials of studies/mnist1d.yaml"
+    parser.add_argument("--study", action="append", help=f"study file (repeatable); {default}")
     parser.add_argument("--n-trials", type=int, default=None)
     args = parser.parse_args()
     import hpexp.study  # noqa: F401  (Optuna loads here, outside the timings)

@@ -139,8 +139,12 @@ class _Writer:
             )
 
         self.attempt(finish)
-        reply.write(json.dumps(result) + "\n")
-        reply.flush()
+        try:
+            reply.write(json.dumps(result) + "\n")
+            reply.flush()
+        except (BrokenPipeError, OSError):  # the study process stopped waiting: nobody to tell
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), reply.fileno())
 
 
 def _warm_up() -> None:
@@ -161,6 +165,9 @@ def main() -> int:
     if not first:
         return 0
     config = json.loads(first)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # this process only reads the study
     try:
         writer = _Writer(config)
     except Exception as e:

@@ -57,9 +57,12 @@ class StudyResult:
         known = self.study.user_attrs.get("mlflow_experiment_id")
         if known:
             return str(known)
-        from mlflow.tracking import MlflowClient
+        try:
+            from mlflow.tracking import MlflowClient
 
-        found = MlflowClient(self.tracking_uri).get_experiment_by_name(self.spec.experiment)
+            found = MlflowClient(self.tracking_uri).get_experiment_by_name(self.spec.experiment)
+        except Exception:  # MLflow is a view: a study is readable without it
+            return None
         return found.experiment_id if found else None
 
     def ui_url(self, host: str = "127.0.0.1", port: int = 5000) -> str:

@@ -35,6 +35,7 @@ from hpexp.search.objective import ModelFiles, Objective
 from hpexp.search.runner import finished_count, open_study, optimize, reopen_study
 from hpexp.search.spec import StudySpec, load_spec, study_dataset
 from hpexp.search.states import STATUSES, trial_status
+from hpexp.search.stop import Stop, StopRequest
 from hpexp.sync import Syncer, SyncReport
 from hpexp.tracking.stores import (
     absolute_uri,
@@ -74,7 +75,8 @@ def run_study(
     check_reachable(spec.tracking_uri, spec.source)
     ensure_store_readable(spec.tracking_uri)
     say = print if verbose else (lambda *a, **k: None)
-    with _quiet_optuna():
+    stop = StopRequest()
+    with _quiet_optuna(), _signals_request(stop):
         study_obj = open_study(spec)
         if study_obj.user_attrs.get("tracking_uri") != redact_url(spec.tracking_uri):
             study_obj.set_user_attr("tracking_uri", redact_url(spec.tracking_uri))
@@ -82,15 +84,15 @@ def run_study(
         writer = BackgroundSync(_writer_config(spec, dataset, models))
         say(_header(spec, dataset, study_obj, budget, timeout))
         status, stopped = _optimize(
-            spec, dataset, study_obj, models, writer, (budget, timeout), progress, say
+            spec, dataset, study_obj, (models, writer, stop), (budget, timeout), progress, say
         )
-        reply = writer.close(status)
+        reply = _close_writer(writer, status, stop, spec.name, say)
     if not reply.get("ok"):
         say(f"MLflow is not up to date; write it with: hpexp sync {spec.name}", file=sys.stderr)
     ids = reply.get("run_ids") if reply.get("ok") else None
     run_ids = {int(k): v for k, v in ids.items()} if ids is not None else None
     result = StudyResult(spec, study_obj, models, run_ids)
-    if verbose:
+    if verbose and not reply.get("abandoned"):
         from hpexp.report.summary import summary
 
         print(summary(result))
@@ -99,10 +101,24 @@ def run_study(
             f"stopped early: the sampler kept proposing configurations study '{spec.name}' "
             "already ran; its search space looks exhausted"
         )
-    if status == "KILLED":
+    if status == "KILLED" or reply.get("abandoned"):
         say(f"interrupted: run the same command again to resume study '{spec.name}'")
-        raise KeyboardInterrupt
+        raise Stop(stop.signum or signal.SIGINT)
     return result
+
+
+def _close_writer(
+    writer: BackgroundSync, status: str, stop: StopRequest, name: str, say: Any
+) -> dict[str, Any]:
+    """Wait for the writer to finish MLflow; a signal while waiting stops the wait (the writer
+    goes on by itself in the background)."""
+    stop.signum, stop.count = None, 0  # a stop during the trials was handled; a new one counts
+    try:
+        with stop.interruptible():
+            return writer.close(status)
+    except KeyboardInterrupt:
+        say(f"MLflow is being finished in the background; if it is not, run: hpexp sync {name}")
+        return {"ok": False, "abandoned": True}
 
 
 def load_study(
@@ -238,14 +254,14 @@ def _optimize(
     spec: StudySpec,
     ds: Dataset,
     study: optuna.Study,
-    models: ModelFiles,
-    writer: BackgroundSync,
+    parts: tuple[ModelFiles, BackgroundSync, StopRequest],
     limits: tuple[int | None, float | None],
     progress: bool,
     say: Any,
 ) -> tuple[str, str]:
     """Run trials until (n_trials, timeout) `limits`; returns (MLflow status of the study run,
     why the search stopped)."""
+    models, writer, stop = parts
     budget, timeout = limits
     done = finished_count(study)
     todo = None if budget is None else max(budget - done, 0)
@@ -262,11 +278,11 @@ def _optimize(
             bar.update(study, trial)
 
     try:
-        with _stop_signals_interrupt(), keep_freed_memory():
+        with keep_freed_memory():
             stopped = optimize(
                 study,
                 spec,
-                Objective(spec, ds, models),
+                Objective(spec, ds, models, stop),
                 n_trials=budget,
                 timeout=timeout,
                 on_trial=on_trial,
@@ -311,12 +327,13 @@ class _Progress:
 
 
 @contextlib.contextmanager
-def _stop_signals_interrupt() -> Iterator[None]:
-    """While trials run, SIGINT and SIGTERM raise KeyboardInterrupt (even where the parent
-    process started us with SIGINT ignored), so Ctrl-C and `kill` leave a resumable study."""
+def _signals_request(stop: StopRequest) -> Iterator[None]:
+    """While a study runs, SIGINT and SIGTERM ask it to stop (even where the parent process
+    started us with SIGINT ignored); the request is honoured at a safe point, so Ctrl-C and
+    `kill` leave a resumable study and never a half-written record."""
 
     def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        stop.request(signum)
 
     try:
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

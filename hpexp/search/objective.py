@@ -27,6 +27,7 @@ from hpexp.data import Dataset
 from hpexp.nn import MLP, History, evaluate, save_model, train
 from hpexp.search.space import TrialSetup, resolve
 from hpexp.search.spec import StudySpec
+from hpexp.search.stop import StopRequest
 
 __all__ = [
     "Curves",
@@ -112,8 +113,15 @@ class Objective:
     stops it and `TrialDiverged` when its cost stops being finite. Any exception leaves the
     reason in the trial's `fail_reason` attribute."""
 
-    def __init__(self, spec: StudySpec, dataset: Dataset, models: ModelFiles) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        dataset: Dataset,
+        models: ModelFiles,
+        stop: StopRequest | None = None,
+    ) -> None:
         self.spec, self.ds, self.models = spec, dataset, models
+        self.stop = stop or StopRequest()
         dtype = spec.setting("dtype")
         # Convert once, not once per trial.
         self.data = {
@@ -157,20 +165,22 @@ class Objective:
             value = metrics.get(metric)
             if not report or not single or value is None or not np.isfinite(value):
                 return False
-            trial.report(value, step)
-            return trial.should_prune()
+            with self.stop.shielded():
+                trial.report(value, step)
+                return trial.should_prune()
 
         d = self.data
         model = MLP(**setup.model)
-        history = train(
-            model,
-            d["X_train"],
-            d["Y_train"],
-            X_val=d["X_val"],
-            Y_val=d["Y_val"],
-            callback=on_eval,
-            config=setup.train,
-        )
+        with self.stop.interruptible():
+            history = train(
+                model,
+                d["X_train"],
+                d["Y_train"],
+                X_val=d["X_val"],
+                Y_val=d["Y_val"],
+                callback=on_eval,
+                config=setup.train,
+            )
         return _Run(model, history, setup)
 
     def _finish(self, trial: optuna.Trial, runs: list[_Run]) -> float | list[float]:

@@ -183,6 +183,7 @@ def optimize(
     start = time.monotonic()
     in_a_row = 0
     while True:
+        objective.stop.check()
         if n_trials is not None and finished_count(study) >= n_trials:
             return "budget"
         if timeout is not None and time.monotonic() - start >= timeout:

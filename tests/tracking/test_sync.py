@@ -190,9 +190,7 @@ def test_check_catches_hand_edits_and_sync_repairs_them(tmp_path: Path) -> None:
     assert "Traceback" not in checked.stdout + checked.stderr
     lines = checked.stdout.splitlines()
     assert any(line.startswith(f"trial {deleted}:") and "no MLflow run" in line for line in lines)
-    assert any(line.startswith(f"trial {edited}:") and "test_accuracy" in line for line in lines), (
-        lines
-    )
+    assert any(line.startswith(f"trial {edited}:") and METRIC in line for line in lines), lines
     assert all(line.startswith((f"trial {edited}:", f"trial {deleted}:")) for line in lines)
     assert "hpexp sync synced" in checked.stderr
 

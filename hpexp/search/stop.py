@@ -1,0 +1,65 @@
+"""Stopping a study cleanly: a signal is honoured at safe points, never inside a storage write.
+
+A signal handler that raised KeyboardInterrupt wherever it landed could cut Optuna in the middle
+of a journal write or lock release (recorded as the trial's own error), or between creating a
+trial and tagging it (a trial RUNNING for ever). Instead the handler calls `request()`: inside
+`interruptible()` (training, waiting) that raises at once; elsewhere it is remembered and raised
+at the next `check()` or the next `interruptible()` block. A third request raises wherever it
+lands, for a process stuck in a write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+__all__ = ["Stop", "StopRequest"]
+
+
+class Stop(KeyboardInterrupt):
+    """The study was asked to stop (Ctrl-C, SIGTERM); `signum` says by which signal."""
+
+    def __init__(self, signum: int = 2) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopRequest:
+    """Set by signal handlers; raised as `Stop` only where it is safe."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self._safe = False
+
+    def request(self, signum: int = 2) -> None:
+        self.signum = self.signum or signum
+        self.count += 1
+        if self._safe or self.count >= 3:
+            raise Stop(self.signum)
+
+    def check(self) -> None:
+        """Raise `Stop` if a stop was requested."""
+        if self.signum is not None:
+            raise Stop(self.signum)
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block a stop may cut anywhere (no storage writes inside, or shielded ones)."""
+        previous, self._safe = self._safe, True
+        try:
+            self.check()
+            yield
+        finally:
+            self._safe = previous
+
+    @contextlib.contextmanager
+    def shielded(self) -> Iterator[None]:
+        """A block a stop must not cut (a storage write); the stop is raised after it."""
+        previous, self._safe = self._safe, False
+        try:
+            yield
+        finally:
+            self._safe = previous
+        if previous:
+            self.check()
