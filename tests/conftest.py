@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -13,10 +15,32 @@ from hpexp.data import Dataset
 OUTPUTS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
 
 
+_EMPTY_STORE: Path | None = None
+
+
+def empty_mlflow_store(dest: Path) -> Path:
+    """Put an empty, fully migrated MLflow SQLite store at `dest/mlflow.db`.
+
+    Building the schema takes seconds (10-20 on a busy machine); it is built once per test
+    process and copied. Tests that exercise store creation itself must not use this."""
+    global _EMPTY_STORE
+    if _EMPTY_STORE is None or not _EMPTY_STORE.is_file():
+        from hpexp.tracking.stores import ensure_store
+
+        folder = Path(tempfile.mkdtemp(prefix="hpexp-empty-store-"))
+        ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
+        _EMPTY_STORE = folder / "mlflow.db"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_EMPTY_STORE, dest / "mlflow.db")
+    return dest / "mlflow.db"
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in an empty directory: the embedded stores (optuna.journal, mlflow.db) land here."""
+    """Run in an empty directory: the embedded stores (optuna.journal, mlflow.db) land here.
+    The MLflow store starts empty but already built (see `empty_mlflow_store`)."""
     monkeypatch.chdir(tmp_path)
+    empty_mlflow_store(tmp_path)
     return tmp_path
 
 

@@ -200,9 +200,9 @@ def test_stopped_at_random_moments_then_resumed(
 
 
 # -- the same faults, at the exact moments the random ones above can hit -----------------------
-# A child process runs hpexp's CLI with one function wrapped so that the interrupt comes at a
-# chosen point: `raise KeyboardInterrupt` is exactly what the study's SIGINT/SIGTERM handler
-# does, wherever Python happens to be when the signal arrives.
+# A child process runs hpexp's CLI with one function wrapped so that a real signal reaches the
+# process at a chosen point: the wrapper sends it to its own process (`os.kill`), and Python
+# runs the handler right there, at the next bytecode boundary.
 
 SHORT = tiny(
     name="short",
@@ -218,52 +218,56 @@ SHORT = tiny(
 #: Runs `hpexp run study.yaml --no-progress` after the patch in the same process.
 PATCHED_RUN = "{patch}\nfrom hpexp.cli import main\nraise SystemExit(main({args!r}))"
 
-#: The SIGINT handler fires right after Optuna's journal lock was released (`os.unlink` of the
-#: renamed lock file done, the `try` around it not yet left), while the first trial reports.
-INTERRUPT_IN_LOCK_RELEASE = """
-import os
+#: Ctrl-C right after Optuna's journal lock was released (`os.unlink` of the renamed lock file
+#: done, the `try` around it not yet left), while the first trial reports to the pruner.
+SIGNAL_IN_LOCK_RELEASE = """
+import os, signal
 import hpexp.search.objective as objective
 real_unlink, real_train, armed = os.unlink, objective.train, []
 def unlink(path, *args, **kwargs):
     real_unlink(path, *args, **kwargs)
     if armed and str(path).endswith(".rename"):
         armed.clear()
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)
 def train(*args, **kwargs):
     armed.append(True)
     return real_train(*args, **kwargs)
 os.unlink, objective.train = unlink, train
 """
 
-#: The handler fires while Optuna builds the new trial inside `study.ask()`: the trial exists
-#: (RUNNING) but hpexp has not yet tagged it with its worker (host:pid).
-INTERRUPT_IN_ASK = """
+#: Ctrl-C while Optuna builds the new trial inside `study.ask()`: the trial exists (RUNNING)
+#: but hpexp has not yet tagged it with its worker (host:pid).
+SIGNAL_IN_ASK = """
+import os, signal
 import optuna
 real, fired = optuna.samplers.TPESampler.before_trial, []
 def before_trial(self, study, trial):
     if not fired:
         fired.append(True)
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)
     return real(self, study, trial)
 optuna.samplers.TPESampler.before_trial = before_trial
 """
 
-#: The handler fires while the first trial trains.
-INTERRUPT_IN_TRAINING = """
+#: Ctrl-C while the first trial trains.
+SIGNAL_IN_TRAINING = """
+import os, signal
 import hpexp.search.objective as objective
+real = objective.train
 def train(*args, **kwargs):
-    raise KeyboardInterrupt
+    os.kill(os.getpid(), signal.SIGINT)
+    return real(*args, **kwargs)
 objective.train = train
 """
 
-#: The handler fires while the configuration is being suggested, after `learning_rate`.
-INTERRUPT_IN_SUGGEST = """
+#: kill -9 while the first configuration is being suggested, after `learning_rate`.
+KILL_IN_SUGGEST = """
+import os, signal
 import optuna
-real, fired = optuna.trial.Trial.suggest_int, []
+real = optuna.trial.Trial.suggest_int
 def suggest_int(self, name, *args, **kwargs):
-    if name == "iterations" and not fired:
-        fired.append(True)
-        raise KeyboardInterrupt
+    if name == "iterations":
+        os.kill(os.getpid(), signal.SIGKILL)
     return real(self, name, *args, **kwargs)
 optuna.trial.Trial.suggest_int = suggest_int
 """
@@ -330,16 +334,9 @@ def fresh_short_study(where: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a Ctrl-C that lands in Optuna's journal-lock release is turned into "
-    "FileNotFoundError, which the objective records as the trial's own error: the trial counts "
-    "as failed and the study ignores the Ctrl-C and runs to the end (exit 0)",
-)
 def test_interrupt_during_a_journal_write_interrupts_the_trial(tmp_path: Path) -> None:
     fresh_short_study(tmp_path)
-    proc = finish(patched_run(tmp_path, INTERRUPT_IN_LOCK_RELEASE), tmp_path)
+    proc = finish(patched_run(tmp_path, SIGNAL_IN_LOCK_RELEASE), tmp_path)
     trials = journal_study(tmp_path, "short").trials
     reasons = [t.user_attrs.get("fail_reason") for t in trials]
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -349,15 +346,9 @@ def test_interrupt_during_a_journal_write_interrupts_the_trial(tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a Ctrl-C while Optuna creates the trial in study.ask() (before hpexp tags it "
-    "with its worker) leaves that trial RUNNING for ever: no later run recovers it",
-)
 def test_interrupt_inside_ask_leaves_no_running_trial(tmp_path: Path) -> None:
     fresh_short_study(tmp_path)
-    stopped = finish(patched_run(tmp_path, INTERRUPT_IN_ASK), tmp_path)
+    stopped = finish(patched_run(tmp_path, SIGNAL_IN_ASK), tmp_path)
     assert stopped.returncode == 130, stopped.stdout + stopped.stderr
     assert RESUME in stopped.stdout
     resumed = hpexp_cmd(*RUN, cwd=tmp_path)
@@ -372,16 +363,16 @@ def test_interrupt_inside_ask_leaves_no_running_trial(tmp_path: Path) -> None:
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="BUG: a re-run (retry_of) interrupted while its configuration is suggested is "
+    reason="BUG: a re-run (retry_of) killed while its configuration is being suggested is "
     "re-queued with the few params it had recorded; the rest are drawn anew, so the "
-    "interrupted configuration is never run and a different one runs under its name",
+    "interrupted configuration is never run and another one runs under its name",
 )
 def test_a_re_run_interrupted_again_keeps_its_configuration(tmp_path: Path) -> None:
     fresh_short_study(tmp_path)
-    first = finish(patched_run(tmp_path, INTERRUPT_IN_TRAINING), tmp_path)
+    first = finish(patched_run(tmp_path, SIGNAL_IN_TRAINING), tmp_path)
     assert first.returncode == 130, first.stdout + first.stderr
-    second = finish(patched_run(tmp_path, INTERRUPT_IN_SUGGEST), tmp_path)  # the re-run of 0
-    assert second.returncode == 130, second.stdout + second.stderr
+    second = finish(patched_run(tmp_path, KILL_IN_SUGGEST), tmp_path)  # the re-run of 0
+    assert second.returncode == -signal.SIGKILL, second.stdout + second.stderr
     third = hpexp_cmd(*RUN, cwd=tmp_path)
     assert third.returncode == 0, third.stdout + third.stderr
     trials = journal_study(tmp_path, "short").trials
@@ -396,30 +387,7 @@ def test_a_re_run_interrupted_again_keeps_its_configuration(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "sig",
-    [
-        pytest.param(
-            signal.SIGINT,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="BUG: Ctrl-C while the study is opened exits 130 without saying that "
-                "the study can be resumed",
-            ),
-        ),
-        pytest.param(
-            signal.SIGTERM,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="BUG: SIGTERM while the study is opened kills the process (exit -15): "
-                "the handler is only installed once trials start",
-            ),
-        ),
-    ],
-    ids=["sigint", "sigterm"],
-)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_signal_while_the_study_is_opened(tmp_path: Path, sig: signal.Signals) -> None:
     fresh_short_study(tmp_path)
     journal = tmp_path / "optuna.journal"
@@ -435,13 +403,6 @@ def test_signal_while_the_study_is_opened(tmp_path: Path, sig: signal.Signals) -
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a signal while MLflow is written at the end of a study (trials all done) is "
-    "not handled: SIGTERM kills the process (exit -15), SIGINT exits 130 without a word, and "
-    "the background writer then prints a BrokenPipeError traceback when it answers",
-)
 def test_signal_while_mlflow_is_written_at_the_end(tmp_path: Path, sig: signal.Signals) -> None:
     fresh_short_study(tmp_path)
     journal = tmp_path / "optuna.journal"

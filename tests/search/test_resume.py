@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from hpexp.search.factories import make_storage
 from hpexp.search.runner import finished_count
 
+from ..conftest import empty_mlflow_store
 from .conftest import assert_agree, run
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ SLOW_TRIALS = {
     "fixed": {"optimizer": "adam", "eval_every": 10, "hidden_layers": 1, "hidden_units": 64},
     "search": {
         "learning_rate": {"float": [0.001, 0.01], "log": True},
-        "iterations": {"int": [4000, 5000]},
+        "iterations": {"int": [1500, 2000]},
     },
     "pruner": {"name": "none"},
     "budget": {"n_trials": 2},
@@ -36,6 +37,7 @@ SLOW_TRIALS = {
 
 def start_study(where: Path) -> subprocess.Popen:
     (where / "study.yaml").write_text(yaml.safe_dump(SLOW_TRIALS))
+    empty_mlflow_store(where)
     return subprocess.Popen(
         [sys.executable, "-m", "hpexp", "run", "study.yaml", "--no-progress"],
         cwd=where,

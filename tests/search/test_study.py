@@ -11,6 +11,7 @@ import hpexp
 from hpexp.search.objective import trial_seed
 from hpexp.search.space import resolve
 
+from ..conftest import empty_mlflow_store
 from .conftest import assert_agree, child_runs, run, run_of, tiny
 
 
@@ -20,6 +21,7 @@ def finished(tmp_path_factory):
     import os
 
     where = tmp_path_factory.mktemp("study")
+    empty_mlflow_store(where)
     before = os.getcwd()
     os.chdir(where)
     try:

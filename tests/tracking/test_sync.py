@@ -344,13 +344,6 @@ def test_a_server_that_stops_mid_study_does_not_stop_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: when the tracking server is gone before the background writer reached it and "
-    "is still gone when the trials end, `hpexp run` crashes in its summary "
-    "(StudyResult.experiment_id asks MLflow unguarded): traceback, exit 1",
-)
 def test_a_server_gone_before_the_writer_reached_it(tmp_path: Path) -> None:
     server = Server(tmp_path, free_port())
     try:
