@@ -339,24 +339,20 @@ def test_interrupt_during_a_journal_write_interrupts_the_trial(tmp_path: Path) -
     proc = finish(patched_run(tmp_path, SIGNAL_IN_LOCK_RELEASE), tmp_path)
     trials = journal_study(tmp_path, "short").trials
     reasons = [t.user_attrs.get("fail_reason") for t in trials]
-    assert "Traceback" not in proc.stdout + proc.stderr
-    assert trial_status(trials[0]) == "interrupted", reasons
-    assert proc.returncode == 130, (proc.returncode, reasons)
-    assert RESUME in proc.stdout
+    assert trial_status(trials[0]) == "interrupted", reasons  # not "failed: error: ..."
+    assert finished_count(journal_study(tmp_path, "short")) == 0
+    assert_stopped_cleanly(proc)
 
 
 @pytest.mark.slow
 def test_interrupt_inside_ask_leaves_no_running_trial(tmp_path: Path) -> None:
     fresh_short_study(tmp_path)
     stopped = finish(patched_run(tmp_path, SIGNAL_IN_ASK), tmp_path)
-    assert stopped.returncode == 130, stopped.stdout + stopped.stderr
-    assert RESUME in stopped.stdout
-    resumed = hpexp_cmd(*RUN, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    study = journal_study(tmp_path, "short")
-    assert finished_count(study) == SHORT["budget"]["n_trials"]
-    running = [(t.number, t.user_attrs) for t in study.trials if t.state.name == "RUNNING"]
-    assert running == []
+    assert_stopped_cleanly(stopped)
+    trials = journal_study(tmp_path, "short").trials
+    running = [(t.number, t.user_attrs) for t in trials if t.state.name == "RUNNING"]
+    assert running == []  # closed by the run that was stopped: no later run has to guess
+    assert trial_status(trials[0]) == "interrupted"
 
 
 @pytest.mark.slow

@@ -109,6 +109,11 @@ def study_run(uri: str, experiment: str = "synced") -> tuple[Any, set[str]]:
     return runs[0], {a.path for a in client.list_artifacts(runs[0].info.run_id)}
 
 
+def check(where: Path, name: str, uri: str) -> list[str]:
+    """`hpexp check NAME` in this process: its lines ([]: exit 0)."""
+    return hpexp.check_study(name, storage=str(where / "optuna.journal"), tracking_uri=uri)
+
+
 def run_id_of(uri: str, number: int, experiment: str = "synced") -> str:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
@@ -201,15 +206,12 @@ def test_check_catches_hand_edits_and_sync_repairs_them(tmp_path: Path) -> None:
     for number in (edited, deleted):
         assert after[number]["metrics"] == pytest.approx(before[number]["metrics"], rel=1e-12)
         assert after[number]["curves"] == before[number]["curves"]
-    checked = hpexp_cmd("check", "synced", cwd=tmp_path)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert check(tmp_path, "synced", uri) == []  # `hpexp check` exits 0 on [] (as above)
 
     # a model file lost beside the storage: check names it, sync cannot bring it back
     model = tmp_path / "hpexp-models" / "synced" / f"trial-{edited:05d}" / "model.npz"
     model.unlink()
-    checked = hpexp_cmd("check", "synced", cwd=tmp_path)
-    assert checked.returncode == 1, checked.stdout + checked.stderr
-    line = one_line(checked.stdout)
+    [line] = check(tmp_path, "synced", uri)
     assert line.startswith(f"trial {edited}: model files missing") and "trial-" in line
     report = hpexp.sync_study("synced", storage=str(tmp_path / "optuna.journal"), tracking_uri=uri)
     assert report.missing_models == [edited]
@@ -321,8 +323,7 @@ def assert_study_done_and_synced(where: Path, server: Server) -> None:
     assert finished_count(study) == len(study.trials) == SERVED["budget"]["n_trials"]
     synced = hpexp_cmd("sync", "served", "--tracking-uri", server.url, cwd=where)
     assert synced.returncode == 0, synced.stdout + synced.stderr
-    checked = hpexp_cmd("check", "served", "--tracking-uri", server.url, cwd=where)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert check(where, "served", server.url) == []
     runs = trial_runs(server.url, "served")
     assert sorted(runs) == list(range(SERVED["budget"]["n_trials"]))
     assert {v["status"] for v in runs.values()} == {"FINISHED"}
@@ -371,9 +372,14 @@ def test_an_unreachable_server_is_refused_at_once(tmp_path: Path) -> None:
         timeout=60,
     )
     took = time.monotonic() - start
+    start = time.monotonic()  # hpexp's own start-up, refused before it loads anything
+    bad = hpexp_cmd(*RUN, "--tracking-uri", "bogus://x", cwd=tmp_path, timeout=60)
+    startup = time.monotonic() - start
+    assert bad.returncode == 2, bad.stdout + bad.stderr
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     line = one_line(proc.stderr)
     assert line.startswith("hpexp: error: ") and "127.0.0.1:9" in line
-    assert took < 10, f"{took:.1f} s to refuse"
+    # 10 s on an idle machine; on a loaded one, at most 5 s more than hpexp takes to start
+    assert took < 10 or took - startup < 5, f"{took:.1f} s to refuse ({startup:.1f} s start-up)"
     assert sorted(os.listdir(tmp_path)) == ["study.yaml"]  # no optuna.journal, nothing else
