@@ -94,9 +94,10 @@ class _Writer:
         self.broken_since: float | None = None
         self.opened = False
 
-    def attempt(self, what: Any) -> bool:
-        """Run `what()`; on failure warn once and remember to retry later."""
-        if self.broken_since is not None and time.monotonic() - self.broken_since < RETRY_SECONDS:
+    def attempt(self, what: Any, final: bool = False) -> bool:
+        """Run `what()`; on failure warn once and remember to retry later (`final`: now)."""
+        waiting = self.broken_since is not None and not final
+        if waiting and time.monotonic() - (self.broken_since or 0.0) < RETRY_SECONDS:
             return False
         try:
             if not self.opened:
@@ -124,7 +125,6 @@ class _Writer:
             self.pending.clear()
 
     def close(self, status: str, reply: IO[str]) -> None:
-        self.broken_since = None  # one last try
         result: dict[str, Any] = {"ok": False}
 
         def finish() -> None:
@@ -138,7 +138,7 @@ class _Writer:
                 experiment_id=self.syncer.projection.experiment_id,
             )
 
-        self.attempt(finish)
+        self.attempt(finish, final=True)
         try:
             reply.write(json.dumps(result) + "\n")
             reply.flush()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import signal
 import sys
 import warnings
@@ -112,7 +113,8 @@ def _close_writer(
 ) -> dict[str, Any]:
     """Wait for the writer to finish MLflow; a signal while waiting stops the wait (the writer
     goes on by itself in the background)."""
-    stop.signum, stop.count = None, 0  # a stop during the trials was handled; a new one counts
+    if status == "KILLED":  # that stop was handled: a new one stops the wait
+        stop.signum, stop.count = None, 0
     try:
         with stop.interruptible():
             return writer.close(status)
@@ -278,7 +280,7 @@ def _optimize(
             bar.update(study, trial)
 
     try:
-        with keep_freed_memory():
+        with keep_freed_memory(), _blas_threads_beside_the_writer():
             stopped = optimize(
                 study,
                 spec,
@@ -293,6 +295,14 @@ def _optimize(
     finally:
         if bar is not None:
             bar.close()
+
+
+def _blas_threads_beside_the_writer() -> Any:
+    """Leave a core to the MLflow writer: a BLAS thread that has to share its core makes every
+    matrix product wait for it (small networks train as fast on one thread)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=max(1, (os.cpu_count() or 1) - 1), user_api="blas")
 
 
 class _Progress:
@@ -399,7 +409,8 @@ def study_artifacts(
     trials_csv = out / "trials.csv"
     result.trials.to_csv(trials_csv, index=False)
     artifacts.append((trials_csv, None))
-    if save_study_plots(result.study, out / "plots", target_name=result.spec.metric):
+    jobs = min(4, os.cpu_count() or 1)  # the study process waits meanwhile: use every core
+    if save_study_plots(result.study, out / "plots", target_name=result.spec.metric, jobs=jobs):
         artifacts.append((out / "plots", "plots"))
     statuses = [trial_status(t) for t in result.study.get_trials(deepcopy=False)]
     metrics = {f"trials_{s}": float(statuses.count(s)) for s in STATUSES[:5]}

@@ -16,12 +16,15 @@ it opens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +50,14 @@ Target = Callable[[FrozenTrial], float]
 
 
 def save_study_plots(
-    study: optuna.Study, out_dir: str | os.PathLike[str], *, target_name: str = "value"
+    study: optuna.Study,
+    out_dir: str | os.PathLike[str],
+    *,
+    target_name: str = "value",
+    jobs: int = 1,
 ) -> list[Path]:
     """Write the study's figures as PNG files in `out_dir`; return the paths written.
+    With `jobs` > 1 (and fork available), figures are drawn in that many forked processes.
 
     `target_name` labels the objective (the first objective of a multi-objective study). A
     figure the study cannot fill (no complete trial, a single complete trial for importances and
@@ -99,13 +107,34 @@ def save_study_plots(
     if multi and complete:
         plots.append(("pareto_front", lambda: _pareto_front(study, target_name)))
 
-    written = []
+    pending = [(draw, out / f"{name}.png", name) for name, draw in plots]
+    if jobs > 1 and len(pending) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with contextlib.suppress(OSError, BrokenProcessPool):
+            return _save_forked(pending, jobs)
     with _plotting():
-        for name, draw in plots:
-            path = _save(draw, out / f"{name}.png", name)
-            if path is not None:
-                written.append(path)
-    return written
+        return [p for p in (_save(*job) for job in pending) if p is not None]
+
+
+_PENDING: list[tuple[Draw, Path, str]] = []  # what forked workers draw, by index
+
+
+def _save_forked(pending: list[tuple[Draw, Path, str]], jobs: int) -> list[Path]:
+    """Each figure in a forked process (they inherit `pending`: closures need no pickling)."""
+    global _PENDING
+    _PENDING = pending
+    try:
+        context = multiprocessing.get_context("fork")
+        workers = min(jobs, len(pending))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            done = list(pool.map(_save_pending, range(len(pending))))
+    finally:
+        _PENDING = []
+    return [p for p in done if p is not None]
+
+
+def _save_pending(index: int) -> Path | None:
+    with _plotting():
+        return _save(*_PENDING[index])
 
 
 # -- figures -------------------------------------------------------------------------------------
@@ -163,7 +192,7 @@ def _importance_params(complete: Sequence[FrozenTrial]) -> list[str]:
 # -- drawing and saving --------------------------------------------------------------------------
 
 
-@contextmanager
+@contextlib.contextmanager
 def _plotting() -> Iterator[None]:
     """Agg if no backend was chosen; optuna's warnings off; rcParams restored afterwards."""
     if not _backend_chosen():

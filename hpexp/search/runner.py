@@ -145,7 +145,10 @@ def _recover(study: optuna.Study) -> int:
         if trial_status(t) == "interrupted" and t.number not in retried
     ]
     for t in requeue:
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        # a re-run cut short while its values were suggested recorded only some of them: the
+        # configuration it was asked to run is in its enqueued (fixed) params
+        params = {**t.params, **t.system_attrs.get("fixed_params", {})}
+        study.enqueue_trial(params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
     if requeue:
         study.set_user_attr("retried_trials", sorted(retried | {t.number for t in requeue}))
     return len(requeue)

@@ -356,13 +356,6 @@ def test_interrupt_inside_ask_leaves_no_running_trial(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a re-run (retry_of) killed while its configuration is being suggested is "
-    "re-queued with the few params it had recorded; the rest are drawn anew, so the "
-    "interrupted configuration is never run and another one runs under its name",
-)
 def test_a_re_run_interrupted_again_keeps_its_configuration(tmp_path: Path) -> None:
     fresh_short_study(tmp_path)
     first = finish(patched_run(tmp_path, SIGNAL_IN_TRAINING), tmp_path)
