@@ -37,11 +37,16 @@ def empty_mlflow_store(dest: Path) -> Path:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Run in an empty directory: the embedded stores (optuna.journal, mlflow.db) land here.
-    The MLflow store starts empty but already built (see `empty_mlflow_store`)."""
+    """Run in an empty directory: the embedded stores (optuna.journal, mlflow.db) land here."""
     monkeypatch.chdir(tmp_path)
-    empty_mlflow_store(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def studydir(workdir: Path) -> Path:
+    """`workdir` with an empty MLflow store already built there, for tests that run studies."""
+    empty_mlflow_store(workdir)
+    return workdir
 
 
 def trained(name: str) -> tuple[Dataset, hpexp.MLP]:

@@ -131,7 +131,7 @@ def test_load_study_gives_the_same_result(finished, monkeypatch):
     pd.testing.assert_frame_equal(again.trials, finished.trials)
 
 
-def test_resume_adds_trials_without_duplicating_runs(workdir):
+def test_resume_adds_trials_without_duplicating_runs(studydir):
     first = run(tiny(), n_trials=2)
     parent = first.parent_run_id
     again = run(tiny(), n_trials=4)
@@ -144,7 +144,7 @@ def test_resume_adds_trials_without_duplicating_runs(workdir):
     assert len(child_runs(same)) == 4
 
 
-def test_pruned_trials_are_killed_runs(workdir):
+def test_pruned_trials_are_killed_runs(studydir):
     doc = tiny(
         pruner={"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
         fixed={"optimizer": "gd", "eval_every": 5, "hidden_layers": 1, "hidden_units": 8},
@@ -168,7 +168,7 @@ def test_pruned_trials_are_killed_runs(workdir):
     assert [m.step for m in curve] == [5]
 
 
-def test_diverged_trial_fails_with_its_reason_and_the_study_goes_on(workdir):
+def test_diverged_trial_fails_with_its_reason_and_the_study_goes_on(studydir):
     doc = {
         "name": "diverge",
         "dataset": {"name": "diabetes"},
@@ -197,14 +197,14 @@ def test_diverged_trial_fails_with_its_reason_and_the_study_goes_on(workdir):
     assert result.best_trial.number == 1
 
 
-def test_repeats_record_mean_and_std(workdir):
+def test_repeats_record_mean_and_std(studydir):
     result = run(tiny(repeats=2, budget={"n_trials": 2}))
     metrics = result.best_metrics
     assert "val_accuracy_std" in metrics and metrics["val_accuracy_std"] >= 0
     assert "val_accuracy_std" in result.trials.columns
 
 
-def test_multi_objective_keeps_a_pareto_front(workdir):
+def test_multi_objective_keeps_a_pareto_front(studydir):
     doc = tiny(
         objective=[{"metric": "val_accuracy"}, {"metric": "n_params", "direction": "minimize"}],
         sampler={"name": "nsga2", "population_size": 4},
@@ -219,7 +219,7 @@ def test_multi_objective_keeps_a_pareto_front(workdir):
 
 
 @pytest.mark.parametrize("sampler", ["random", "cmaes", "qmc", "grid"])
-def test_every_sampler_runs(workdir, sampler):
+def test_every_sampler_runs(studydir, sampler):
     search = tiny()["search"]
     if sampler == "grid":
         search = {
@@ -231,12 +231,12 @@ def test_every_sampler_runs(workdir, sampler):
     assert_agree(result)
 
 
-def test_timeout_stops_starting_trials(workdir):
+def test_timeout_stops_starting_trials(studydir):
     result = run(tiny(budget={"timeout": 0.5}))
     assert 1 <= len(result.study.trials) < 50
 
 
-def test_list_studies(workdir):
+def test_list_studies(studydir):
     run(tiny(), n_trials=2)
     table = hpexp.list_studies()
     assert table.loc[0, "study"] == "tiny" and table.loc[0, "trials"] == 2
