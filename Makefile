@@ -15,10 +15,10 @@ ui: $(STAMP)              ## MLflow UI on http://127.0.0.1:5000
 	$(BIN)/hpexp ui
 
 test: $(STAMP)            ## the whole suite, slow end-to-end tests included
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 test-fast: $(STAMP)       ## skip the slow end-to-end tests
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check hpexp tests benchmarks
