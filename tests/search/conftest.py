@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import optuna
+import yaml
 from mlflow.tracking import MlflowClient
 
 import hpexp
 from hpexp.tracking import STATUS_FOR_STATE
+
+from ..conftest import empty_mlflow_store
+
+__all__ = ["empty_mlflow_store"]  # shared with the fault tests, which import it from here
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -73,21 +86,8 @@ def assert_agree(result: hpexp.StudyResult) -> None:
 
 
 # -- real processes (test_faults.py, tests/tracking/test_sync.py) ------------------------------
-# Appended: helpers for tests that run `python -m hpexp` in a scratch folder and look at what
-# it left behind. Every wait has a limit.
-
-import contextlib  # noqa: E402
-import os  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import optuna  # noqa: E402
-import yaml  # noqa: E402
+# -- helpers for tests that run `python -m hpexp` in a scratch folder and look at what it
+# left behind. Every wait has a limit.
 
 HPEXP_TIMEOUT = 240  # seconds any one `hpexp` command may take on a busy 2-core machine
 
@@ -162,26 +162,6 @@ def kill_writers(where: Path) -> None:
     for pid in writer_pids(where):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-_EMPTY_STORE: Path | None = None
-
-
-def empty_mlflow_store(dest: Path) -> Path:
-    """Put an empty, fully migrated MLflow SQLite store at `dest/mlflow.db`.
-
-    Building the schema takes 10-20 s on a busy machine; it is built once per test process
-    and copied. Tests that exercise store creation itself must not use this."""
-    global _EMPTY_STORE
-    if _EMPTY_STORE is None or not _EMPTY_STORE.is_file():
-        from hpexp.tracking.stores import ensure_store
-
-        folder = Path(tempfile.mkdtemp(prefix="hpexp-empty-store-"))
-        ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
-        _EMPTY_STORE = folder / "mlflow.db"
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_EMPTY_STORE, dest / "mlflow.db")
-    return dest / "mlflow.db"
 
 
 def journal_study(where: Path, name: str) -> optuna.Study:
