@@ -3,8 +3,10 @@
 `BackgroundSync` starts `python -m hpexp.background` and tells it, one JSON line at a time on
 its stdin, which trials finished; the child reads them from the Optuna storage and writes their
 MLflow runs, so training never waits for MLflow (and MLflow's import, store creation and
-requests run on another core). At the end it writes the study's artifacts and answers with the
-run ids. The child is in a session of its own and ignores Ctrl-C: when the study process is
+requests run on another core). At the end it writes the last trials' runs and answers with
+the run ids; it then writes the study's artifacts (trials table, plots, best model) by itself,
+so a study returns as soon as its trials are in MLflow (`close(..., artifacts=True)` waits for
+them too). Until it is done it holds the study's MLflow lock, which `hpexp check` waits for. The child is in a session of its own and ignores Ctrl-C: when the study process is
 stopped or killed, it still writes what had finished, then exits. If MLflow stops answering, the
 study goes on (one warning line) and `hpexp sync STUDY` or the next run fills MLflow in.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -25,6 +28,8 @@ __all__ = ["BackgroundSync"]
 #: Seconds between attempts to reach an MLflow that stopped answering.
 RETRY_SECONDS = 15.0
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: Writers still finishing a study's artifacts after their study returned (reaped later).
+_DETACHED: list[subprocess.Popen[str]] = []
 
 
 class BackgroundSync:
@@ -55,19 +60,38 @@ class BackgroundSync:
     def trial_finished(self, number: int) -> None:
         self._send({"trial": number})
 
-    def close(self, status: str, timeout: float = 600.0) -> dict[str, Any]:
-        """Ask for the study's artifacts and end of run; wait for the answer. Returns
-        {"ok": bool, "run_ids": {number: id}, ...}; {"ok": False} if there is none."""
+    def close(
+        self, status: str, artifacts: bool = False, timeout: float = 600.0
+    ) -> dict[str, Any]:
+        """End the study run with `status`; wait until every trial's run is written (and, with
+        `artifacts`, the study's artifacts too). Returns {"ok": bool, "run_ids": {number: id},
+        ...}; {"ok": False} if there is no answer."""
         proc = self.proc
-        self._send({"close": status})
+        self._send({"close": status, "detach": not artifacts})
         if proc is None or proc.stdout is None:
             return {"ok": False}
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"ok": False, "error": f"still writing after {timeout:g} s"}
-        lines = [line for line in out.splitlines() if line.startswith("{")]
-        return json.loads(lines[-1]) if lines else {"ok": False}
+        reply: dict[str, Any] = {"ok": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+            line = proc.stdout.readline() if ready else ""
+            if not line:  # the writer exited, or the time is up
+                break
+            if line.startswith("{"):
+                reply = json.loads(line)
+                break
+        else:
+            reply["error"] = f"still writing after {timeout:g} s"
+        if artifacts or not reply.get("ok"):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        if proc.poll() is None:  # the rest is the writer's own business
+            _DETACHED[:] = [p for p in _DETACHED if p.poll() is None] + [proc]
+        self.proc = None
+        return reply
 
 
 # -- the child ----------------------------------------------------------------------------------
@@ -124,27 +148,39 @@ class _Writer:
         if self.attempt(lambda: self.syncer.trials(self.pending)):
             self.pending.clear()
 
-    def close(self, status: str, reply: IO[str]) -> None:
+    def close(self, status: str, detach: bool, reply: IO[str]) -> None:
+        """Write the last runs, answer with the run ids, then (`detach`) or before that (not
+        `detach`) write the study's artifacts and end its run, all under the study's lock."""
         result: dict[str, Any] = {"ok": False}
 
-        def finish() -> None:
+        def runs() -> None:
             self.syncer.catch_up()
-            self.syncer.close(status, self.artifacts)
-            runs = self.syncer.projection.trial_runs()
+            found = self.syncer.projection.trial_runs()
             result.update(
                 ok=True,
-                run_ids={n: r[0].info.run_id for n, r in runs.items()},
+                run_ids={n: r[0].info.run_id for n, r in found.items()},
                 parent_run_id=self.syncer.projection.parent_run_id,
                 experiment_id=self.syncer.projection.experiment_id,
             )
 
-        self.attempt(finish, final=True)
-        try:
-            reply.write(json.dumps(result) + "\n")
-            reply.flush()
-        except (BrokenPipeError, OSError):  # the study process stopped waiting: nobody to tell
-            with contextlib.suppress(OSError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), reply.fileno())
+        def study_run() -> None:
+            self.syncer.close(status, self.artifacts)
+
+        with self.syncer.lock():
+            if self.attempt(runs, final=True) and not detach:
+                result["ok"] = self.attempt(study_run, final=True)
+            _answer(reply, result)
+            if result["ok"] and detach:
+                self.attempt(study_run, final=True)
+
+
+def _answer(reply: IO[str], result: dict[str, Any]) -> None:
+    try:
+        reply.write(json.dumps(result) + "\n")
+        reply.flush()
+    except (BrokenPipeError, OSError):  # the study process stopped waiting: nobody to tell
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), reply.fileno())
 
 
 def _warm_up() -> None:
@@ -180,7 +216,7 @@ def main() -> int:
         if "trial" in message:
             writer.trial(int(message["trial"]))
         elif "close" in message:
-            writer.close(str(message["close"]), sys.stdout)
+            writer.close(str(message["close"]), bool(message.get("detach")), sys.stdout)
             return 0
     # The study process went away without closing: write what finished, leave the study run.
     writer.attempt(lambda: writer.syncer.catch_up())

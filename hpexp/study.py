@@ -61,9 +61,13 @@ def run_study(
     tracking_uri: str | None = None,
     progress: bool = True,
     verbose: bool = True,
+    wait_for_mlflow: bool = False,
 ) -> StudyResult:
     """Run (or resume) a study until it has `n_trials` finished trials or `timeout` seconds
-    pass; both default to the study file's budget. Returns the StudyResult.
+    pass; both default to the study file's budget. Returns the StudyResult once every trial's
+    MLflow run is written; the study run's artifacts (trials table, plots, best model) follow
+    from the background writer within seconds, unless `wait_for_mlflow` waits for them too
+    (`hpexp check` always waits for them).
 
     `study` is a YAML path, a study name under studies/, a dict or a StudySpec; `overrides`
     are "key=value" edits of the file (e.g. "fixed.optimizer=adam"). Bad input, a changed
@@ -87,7 +91,7 @@ def run_study(
         status, stopped = _optimize(
             spec, dataset, study_obj, (models, writer, stop), (budget, timeout), progress, say
         )
-        reply = _close_writer(writer, status, stop, spec.name, say)
+        reply = _close_writer(writer, (status, wait_for_mlflow), stop, spec.name, say)
     if not reply.get("ok"):
         say(f"MLflow is not up to date; write it with: hpexp sync {spec.name}", file=sys.stderr)
     ids = reply.get("run_ids") if reply.get("ok") else None
@@ -109,15 +113,16 @@ def run_study(
 
 
 def _close_writer(
-    writer: BackgroundSync, status: str, stop: StopRequest, name: str, say: Any
+    writer: BackgroundSync, end: tuple[str, bool], stop: StopRequest, name: str, say: Any
 ) -> dict[str, Any]:
-    """Wait for the writer to finish MLflow; a signal while waiting stops the wait (the writer
-    goes on by itself in the background)."""
+    """Wait for the writer to write every trial's run (`end` = (status, also the study's
+    artifacts?)); a signal while waiting stops the wait (the writer goes on by itself)."""
+    status, artifacts = end
     if status == "KILLED":  # that stop was handled: a new one stops the wait
         stop.signum, stop.count = None, 0
     try:
         with stop.interruptible():
-            return writer.close(status)
+            return writer.close(status, artifacts=artifacts)
     except KeyboardInterrupt:
         say(f"MLflow is being finished in the background; if it is not, run: hpexp sync {name}")
         return {"ok": False, "abandoned": True}

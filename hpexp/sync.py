@@ -104,6 +104,8 @@ class Syncer:
         self.spec, self.study, self.models = spec, study, models
         self.dataset_name = dataset_name
         self.projection = Projection(spec.tracking_uri, spec.experiment, spec.name)
+        self._lock_file: Any = None
+        self._lock_depth = 0
 
     def open(self) -> str:
         """Reopen or create the study's run; remember its id in the study. Returns the id."""
@@ -165,9 +167,11 @@ class Syncer:
         return SyncReport(written, removed, missing)
 
     def check(self) -> list[str]:
-        """One line per disagreement between MLflow and the storage (and per missing model)."""
-        records = self.records()
-        problems = self.projection.check(records)
+        """One line per disagreement between MLflow and the storage (and per missing model).
+        Waits for a writer that is still at work on this study."""
+        with self.lock():
+            records = self.records()
+            problems = self.projection.check(records)
         for r in records:
             if r.model is not None and not self.models.exists(r.number):
                 problems.append(f"trial {r.number}: model files missing from {r.model}")
@@ -182,13 +186,26 @@ class Syncer:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        self.models.root.mkdir(parents=True, exist_ok=True)
-        with open(self.models.root / ".mlflow.lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+        """The study's MLflow lock (an flock on `hpexp-models/<study>/.mlflow.lock`); it may be
+        taken again inside itself."""
+        if self._lock_depth == 0:
+            self.models.root.mkdir(parents=True, exist_ok=True)
+            f = open(self.models.root / ".mlflow.lock", "a")  # noqa: SIM115 (held across calls)
             try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                fcntl.flock(f, fcntl.LOCK_EX)
+            except BaseException:
+                f.close()
+                raise
+            self._lock_file = f
+        self._lock_depth += 1
+        try:
+            yield
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
 
 
 def finite(metrics: dict[str, float]) -> dict[str, float]:

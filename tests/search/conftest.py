@@ -47,6 +47,7 @@ def tiny(**changes: Any) -> dict[str, Any]:
 
 
 def run(doc: dict[str, Any], **kwargs: Any) -> hpexp.StudyResult:
+    kwargs.setdefault("wait_for_mlflow", True)
     return hpexp.run_study(doc, progress=False, verbose=False, **kwargs)
 
 

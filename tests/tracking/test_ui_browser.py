@@ -195,7 +195,7 @@ def test_mlflow_ui_shows_the_study(
     import hpexp
 
     monkeypatch.chdir(tmp_path)
-    hpexp.run_study(STUDY, progress=False, verbose=False)
+    hpexp.run_study(STUDY, progress=False, verbose=False, wait_for_mlflow=True)
     client = mlflow.tracking.MlflowClient(TRACKING_URI)
     experiment = client.get_experiment_by_name("uitest")
     assert experiment is not None
