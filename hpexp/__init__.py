@@ -38,6 +38,7 @@ _LAZY = {
     "load_study": "hpexp.study",
     "sync_study": "hpexp.study",
     "check_study": "hpexp.study",
+    "work_study": "hpexp.study",
     "list_studies": "hpexp.search",
 }
 
@@ -65,6 +66,7 @@ __all__ = [
     "save_model",
     "sync_study",
     "train",
+    "work_study",
 ]
 
 

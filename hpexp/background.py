@@ -6,9 +6,14 @@ MLflow runs, so training never waits for MLflow (and MLflow's import, store crea
 requests run on another core). At the end it writes the last trials' runs and answers with
 the run ids; it then writes the study's artifacts (trials table, plots, best model) by itself,
 so a study returns as soon as its trials are in MLflow (`close(..., artifacts=True)` waits for
-them too). Until it is done it holds the study's MLflow lock, which `hpexp check` waits for. The child is in a session of its own and ignores Ctrl-C: when the study process is
-stopped or killed, it still writes what had finished, then exits. If MLflow stops answering, the
-study goes on (one warning line) and `hpexp sync STUDY` or the next run fills MLflow in.
+them too). Until it is done it holds the study's MLflow lock, which `hpexp check` waits for.
+
+The child is in a session of its own and ignores Ctrl-C: when the study process is stopped or
+killed, it still writes what had finished, then exits. If MLflow stops answering, the study
+goes on (one warning line) and `hpexp sync STUDY` or the next run fills MLflow in.
+
+A worker that joins a study run elsewhere (`hpexp worker`) writes only the trials it finished,
+and ends the study's run only when it finds the study done.
 """
 
 from __future__ import annotations
@@ -60,9 +65,7 @@ class BackgroundSync:
     def trial_finished(self, number: int) -> None:
         self._send({"trial": number})
 
-    def close(
-        self, status: str, artifacts: bool = False, timeout: float = 600.0
-    ) -> dict[str, Any]:
+    def close(self, status: str, artifacts: bool = False, timeout: float = 600.0) -> dict[str, Any]:
         """End the study run with `status`; wait until every trial's run is written (and, with
         `artifacts`, the study's artifacts too). Returns {"ok": bool, "run_ids": {number: id},
         ...}; {"ok": False} if there is no answer."""
@@ -87,7 +90,8 @@ class BackgroundSync:
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
         for pipe in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError):
-                pipe.close()
+                if pipe is not None:
+                    pipe.close()
         if proc.poll() is None:  # the rest is the writer's own business
             _DETACHED[:] = [p for p in _DETACHED if p.poll() is None] + [proc]
         self.proc = None
@@ -115,6 +119,8 @@ class _Writer:
         self.config = config
         self.syncer, self.artifacts = syncer_for(config)
         self.pending: set[int] = set()
+        self.mine: set[int] = set()  # trials this process finished
+        self.whole_study = not config.get("worker")  # else: only this worker's trials
         self.broken_since: float | None = None
         self.opened = False
 
@@ -126,7 +132,8 @@ class _Writer:
         try:
             if not self.opened:
                 self.syncer.open()
-                self.syncer.catch_up()
+                if self.whole_study:
+                    self.syncer.catch_up()
                 self.opened = True
             what()
         except Exception as e:
@@ -145,6 +152,7 @@ class _Writer:
 
     def trial(self, number: int) -> None:
         self.pending.add(number)
+        self.mine.add(number)
         if self.attempt(lambda: self.syncer.trials(self.pending)):
             self.pending.clear()
 
@@ -154,7 +162,10 @@ class _Writer:
         result: dict[str, Any] = {"ok": False}
 
         def runs() -> None:
-            self.syncer.catch_up()
+            if self.whole_study:
+                self.syncer.catch_up()
+            else:
+                self.syncer.trials(self.mine)
             found = self.syncer.projection.trial_runs()
             result.update(
                 ok=True,
@@ -166,12 +177,21 @@ class _Writer:
         def study_run() -> None:
             self.syncer.close(status, self.artifacts)
 
+        if not self.whole_study and not self._study_done():
+            study_run = lambda: None  # noqa: E731  (the study goes on: its run stays open)
         with self.syncer.lock():
             if self.attempt(runs, final=True) and not detach:
                 result["ok"] = self.attempt(study_run, final=True)
             _answer(reply, result)
             if result["ok"] and detach:
                 self.attempt(study_run, final=True)
+
+    def _study_done(self) -> bool:
+        from hpexp.search.runner import budget_state
+
+        finished, running = budget_state(self.syncer.study)
+        budget = self.config.get("n_trials", self.syncer.spec.n_trials)
+        return running == 0 and (budget is None or finished >= budget)
 
 
 def _answer(reply: IO[str], result: dict[str, Any]) -> None:
@@ -219,7 +239,10 @@ def main() -> int:
             writer.close(str(message["close"]), bool(message.get("detach")), sys.stdout)
             return 0
     # The study process went away without closing: write what finished, leave the study run.
-    writer.attempt(lambda: writer.syncer.catch_up())
+    if writer.whole_study:
+        writer.attempt(lambda: writer.syncer.catch_up())
+    else:
+        writer.attempt(lambda: writer.syncer.trials(writer.mine))
     return 0
 
 

@@ -11,14 +11,12 @@ The one module that composes the stages; each stage knows only those to its left
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import signal
 import sys
-import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +30,17 @@ from hpexp.errors import DataError, SpecError
 from hpexp.nn._memory import keep_freed_memory
 from hpexp.result import StudyResult
 from hpexp.search.factories import models_root, redact_url
-from hpexp.search.objective import ModelFiles, Objective
-from hpexp.search.runner import finished_count, open_study, optimize, reopen_study
-from hpexp.search.spec import StudySpec, load_spec, study_dataset
+from hpexp.search.objective import ModelFiles, Objective, worker_id
+from hpexp.search.runner import (
+    finished_count,
+    open_study,
+    optimize,
+    quiet_optuna,
+    reopen_study,
+)
+from hpexp.search.spec import StudySpec, check_workers, load_spec, study_dataset
 from hpexp.search.states import STATUSES, trial_status
-from hpexp.search.stop import Stop, StopRequest
+from hpexp.search.stop import Stop, StopRequest, signals_request
 from hpexp.sync import Syncer, SyncReport
 from hpexp.tracking.stores import (
     absolute_uri,
@@ -45,7 +49,7 @@ from hpexp.tracking.stores import (
     ensure_store_readable,
 )
 
-__all__ = ["check_study", "load_study", "run_study", "sync_study"]
+__all__ = ["check_study", "load_study", "run_study", "sync_study", "work_study"]
 
 #: The study run's artifacts: [(file or folder, artifact path)], metrics, tags.
 Artifacts = tuple[list[tuple[Path, str | None]], dict[str, float], dict[str, str]]
@@ -59,6 +63,8 @@ def run_study(
     overrides: Iterable[str] = (),
     storage: str | None = None,
     tracking_uri: str | None = None,
+    workers: int | str | None = None,
+    heartbeat: int | None = None,
     progress: bool = True,
     verbose: bool = True,
     wait_for_mlflow: bool = False,
@@ -70,30 +76,84 @@ def run_study(
     (`hpexp check` always waits for them).
 
     `study` is a YAML path, a study name under studies/, a dict or a StudySpec; `overrides`
-    are "key=value" edits of the file (e.g. "fixed.optimizer=adam"). Bad input, a changed
-    study identity or an unreachable tracking server raise SpecError before anything is
-    written.
+    are "key=value" edits of the file (e.g. "fixed.optimizer=adam"). `workers` processes train
+    at once (default: the file's `workers`, else 1; "auto": one per core). `heartbeat`: seconds
+    between workers' heartbeats on a database storage (see `make_storage`). Bad input, a
+    changed study identity or an unreachable store raise SpecError before anything is written.
     """
     spec = _with_places(load_spec(study, overrides), storage, tracking_uri)
-    budget, timeout = _budget(spec, n_trials, timeout)
+    if workers is not None:
+        spec = dataclasses.replace(spec, workers=_workers(workers))
+    return _run(spec, (n_trials, timeout), heartbeat, progress, verbose, wait_for_mlflow)
+
+
+def work_study(
+    study: str | Path | Mapping[str, Any] | StudySpec,
+    *,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    overrides: Iterable[str] = (),
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    heartbeat: int | None = None,
+    verbose: bool = True,
+) -> str:
+    """Join a study as one more worker (`hpexp worker`, from any host that reaches its
+    storage): create it if nobody has yet, then train trials until the study's budget is
+    reached. Prints a line per trial; writes the MLflow runs of its own trials, and ends the
+    study's run if it finds the study done. Returns why it stopped."""
+    spec = _with_places(load_spec(study, overrides), storage, tracking_uri)
+    spec = dataclasses.replace(spec, workers=1)
+    return _run(spec, (n_trials, timeout), heartbeat, False, verbose, False, joining=True)
+
+
+def _workers(value: int | str) -> int:
+    try:
+        return check_workers(value)
+    except SpecError as e:
+        raise SpecError(f"--workers: {e}") from None
+
+
+def _run(
+    spec: StudySpec,
+    limits: tuple[int | None, float | None],
+    heartbeat: int | None,
+    progress: bool,
+    verbose: bool,
+    wait_for_mlflow: bool,
+    joining: bool = False,
+) -> Any:
+    budget, timeout = _budget(spec, *limits)
     dataset = _dataset(spec)
     check_reachable(spec.tracking_uri, spec.source)
     ensure_store_readable(spec.tracking_uri)
     say = print if verbose else (lambda *a, **k: None)
     stop = StopRequest()
-    with _quiet_optuna(), _signals_request(stop):
-        study_obj = open_study(spec)
+    with quiet_optuna(), signals_request(stop):
+        study_obj = open_study(spec, worker=1 if joining else 0, heartbeat=heartbeat)
         if study_obj.user_attrs.get("tracking_uri") != redact_url(spec.tracking_uri):
             study_obj.set_user_attr("tracking_uri", redact_url(spec.tracking_uri))
         models = ModelFiles(models_root(spec.storage) / spec.name)
-        writer = BackgroundSync(_writer_config(spec, dataset, models))
-        say(_header(spec, dataset, study_obj, budget, timeout))
-        status, stopped = _optimize(
-            spec, dataset, study_obj, (models, writer, stop), (budget, timeout), progress, say
+        config = _writer_config(spec, dataset, models)
+        if joining:
+            config |= {"worker": worker_id(), "n_trials": budget}
+        writer = BackgroundSync(config)
+        if not joining:
+            say(_header(spec, dataset, study_obj, budget, timeout))
+        run = _Trials(spec, study_obj, writer, (budget, timeout), heartbeat)
+        status, stopped = run.optimize(
+            dataset, models, stop, progress, say if not joining else _trial_line(spec, say)
         )
         reply = _close_writer(writer, (status, wait_for_mlflow), stop, spec.name, say)
     if not reply.get("ok"):
         say(f"MLflow is not up to date; write it with: hpexp sync {spec.name}", file=sys.stderr)
+    if joining:
+        say(f"worker {worker_id()} stopped: {_why(stopped, study_obj, budget)}")
+    if status == "KILLED" or reply.get("abandoned"):
+        say(f"interrupted: run the same command again to resume study '{spec.name}'")
+        raise Stop(stop.signum or signal.SIGINT)
+    if joining:
+        return stopped
     ids = reply.get("run_ids") if reply.get("ok") else None
     run_ids = {int(k): v for k, v in ids.items()} if ids is not None else None
     result = StudyResult(spec, study_obj, models, run_ids)
@@ -106,10 +166,32 @@ def run_study(
             f"stopped early: the sampler kept proposing configurations study '{spec.name}' "
             "already ran; its search space looks exhausted"
         )
-    if status == "KILLED" or reply.get("abandoned"):
-        say(f"interrupted: run the same command again to resume study '{spec.name}'")
-        raise Stop(stop.signum or signal.SIGINT)
+    if stopped == "failed":
+        say(f"every worker of study '{spec.name}' stopped with an error (see above)")
     return result
+
+
+def _why(stopped: str, study: optuna.Study, budget: int | None) -> str:
+    done = finished_count(study)
+    return {
+        "budget": f"the study has {done} of {budget} finished trials",
+        "timeout": "time limit reached",
+        "exhausted": "the search space looks exhausted",
+    }.get(stopped, stopped)
+
+
+def _trial_line(spec: StudySpec, say: Any) -> Any:
+    """For a worker's log: one line per trial it finished."""
+
+    def line(trial: optuna.trial.FrozenTrial) -> None:
+        value = ""
+        if trial.values:
+            value = " " + ", ".join(
+                f"{o.metric}={v:.4g}" for o, v in zip(spec.objectives, trial.values, strict=False)
+            )
+        say(f"worker {worker_id()}: trial {trial.number} {trial_status(trial)}{value}")
+
+    return line
 
 
 def _close_writer(
@@ -202,19 +284,6 @@ def _dataset(spec: StudySpec) -> Dataset:
         raise SpecError(f"{spec.source}: dataset: {e}") from None
 
 
-@contextlib.contextmanager
-def _quiet_optuna() -> Iterator[None]:
-    """Optuna's per-trial log lines and experimental-feature warnings off, for this run only."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            yield
-    finally:
-        optuna.logging.set_verbosity(level)
-
-
 def input_example(ds: Dataset, rows: int = 5) -> pd.DataFrame:
     """A few test (or validation) samples as raw, row-per-sample feature values."""
     X = ds.X_test if ds.X_test.shape[1] else ds.X_val
@@ -257,49 +326,93 @@ def _header(
 # -- optimize -----------------------------------------------------------------------------------
 
 
-def _optimize(
-    spec: StudySpec,
-    ds: Dataset,
-    study: optuna.Study,
-    parts: tuple[ModelFiles, BackgroundSync, StopRequest],
-    limits: tuple[int | None, float | None],
-    progress: bool,
-    say: Any,
-) -> tuple[str, str]:
-    """Run trials until (n_trials, timeout) `limits`; returns (MLflow status of the study run,
-    why the search stopped)."""
-    models, writer, stop = parts
-    budget, timeout = limits
-    done = finished_count(study)
-    todo = None if budget is None else max(budget - done, 0)
-    if todo == 0:
-        say(
-            f"study '{spec.name}' already has {done} of {budget} trials; "
-            "raise n_trials (--n-trials) to run more"
-        )
-    bar = _Progress(todo, spec) if progress and todo != 0 else None
+class _Trials:
+    """The optimize stage: trials trained here, or by a pool of worker processes."""
 
-    def on_trial(trial: optuna.trial.FrozenTrial) -> None:
-        writer.trial_finished(trial.number)
-        if bar is not None:
-            bar.update(study, trial)
+    def __init__(
+        self,
+        spec: StudySpec,
+        study: optuna.Study,
+        writer: BackgroundSync,
+        limits: tuple[int | None, float | None],
+        heartbeat: int | None,
+    ) -> None:
+        self.spec, self.study, self.writer = spec, study, writer
+        self.budget, self.timeout = limits
+        self.heartbeat = heartbeat
 
-    try:
-        with keep_freed_memory(), _blas_threads_beside_the_writer():
-            stopped = optimize(
-                study,
-                spec,
-                Objective(spec, ds, models, stop),
-                n_trials=budget,
-                timeout=timeout,
-                on_trial=on_trial,
+    def optimize(
+        self, ds: Dataset, models: ModelFiles, stop: StopRequest, progress: bool, say: Any
+    ) -> tuple[str, str]:
+        """Run trials until the limits; returns (MLflow status of the study run, why the
+        search stopped). `say` is print, or a per-trial line printer (a joining worker)."""
+        done = finished_count(self.study)
+        todo = None if self.budget is None else max(self.budget - done, 0)
+        if todo == 0 and say is print:
+            print(
+                f"study '{self.spec.name}' already has {done} of {self.budget} trials; "
+                "raise n_trials (--n-trials) to run more"
             )
-        return "FINISHED", stopped
-    except KeyboardInterrupt:
-        return "KILLED", "interrupted"
-    finally:
-        if bar is not None:
-            bar.close()
+        bar = _Progress(todo, self.spec) if progress and todo != 0 else None
+
+        def on_trial(trial: optuna.trial.FrozenTrial) -> None:
+            self.writer.trial_finished(trial.number)
+            if bar is not None:
+                bar.update(self.study, trial_status(trial))
+            if say is not print:
+                say(trial)
+
+        try:
+            if self.spec.workers > 1:
+                stopped = self._pool(on_trial, stop)
+            else:
+                with keep_freed_memory(), _blas_threads_beside_the_writer():
+                    stopped = optimize(
+                        self.study,
+                        self.spec,
+                        Objective(self.spec, ds, models, stop),
+                        n_trials=self.budget,
+                        timeout=self.timeout,
+                        on_trial=on_trial,
+                    )
+            return ("KILLED" if stopped == "interrupted" else "FINISHED"), stopped
+        except KeyboardInterrupt:
+            return "KILLED", "interrupted"
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _pool(self, on_trial: Any, stop: StopRequest) -> str:
+        from hpexp.search.runner import recover_dead
+        from hpexp.workers import WorkerPool
+
+        config = {
+            "study": self.spec.name,
+            "storage": self.spec.storage,
+            "n_trials": self.budget,
+            "timeout": self.timeout,
+            "heartbeat": self.heartbeat,
+        }
+        pool = WorkerPool(config, self.spec.workers)
+
+        storage, study_id = self.study._storage, self.study._study_id
+
+        def finished(number: int, status: str) -> None:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+            on_trial(storage.get_trial(trial_id))
+
+        def lost() -> None:
+            number, code = pool.lost[-1]
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            print(
+                f"hpexp: warning: worker {number} stopped ({how}); its trial is re-run",
+                file=sys.stderr,
+            )
+            recover_dead(self.study, self.spec)
+
+        stopped = pool.run(finished, stop, lost)
+        recover_dead(self.study, self.spec)
+        return stopped
 
 
 def _blas_threads_beside_the_writer() -> Any:
@@ -326,7 +439,7 @@ class _Progress:
             mininterval=0.5,
         )
 
-    def update(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def update(self, study: optuna.Study, status: str) -> None:
         counts = dict.fromkeys(STATUSES, 0)
         for t in study.get_trials(deepcopy=False):
             counts[trial_status(t)] += 1
@@ -334,32 +447,11 @@ class _Progress:
         if counts["complete"] and not self.spec.multi_objective:
             postfix[f"best {self.spec.metric}"] = f"{study.best_value:.4f}"
         self.bar.set_postfix(postfix, refresh=False)
-        if trial_status(trial) in ("complete", "pruned", "failed"):
+        if status in ("complete", "pruned", "failed"):
             self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
-
-
-@contextlib.contextmanager
-def _signals_request(stop: StopRequest) -> Iterator[None]:
-    """While a study runs, SIGINT and SIGTERM ask it to stop (even where the parent process
-    started us with SIGINT ignored); the request is honoured at a safe point, so Ctrl-C and
-    `kill` leave a resumable study and never a half-written record."""
-
-    def handler(signum: int, frame: object) -> None:
-        stop.request(signum)
-
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 # -- close: the MLflow side ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial
 from hpexp.search.factories import redact_url
 from hpexp.search.objective import ModelFiles
 from hpexp.search.spec import StudySpec
-from hpexp.search.states import trial_status
+from hpexp.search.states import retry_of, trial_status
 from hpexp.tracking.projection import Projection, TrialRecord
 
 __all__ = ["SyncReport", "Syncer", "study_params", "trial_record"]
@@ -45,9 +45,15 @@ def trial_record(spec: StudySpec, trial: FrozenTrial, models: ModelFiles) -> Tri
     tags = {"hpexp.status": trial_status(trial), "hpexp.repeats": str(spec.repeats)}
     if record.get("seeds"):
         tags["hpexp.seed"] = str(record["seeds"][0])
-    for key in ("fail_reason", "retry_of", "baseline"):
+    for key in ("fail_reason", "baseline"):
         if key in attrs:
             tags[f"hpexp.{key}"] = str(attrs[key])
+    if trial_status(trial) == "interrupted" and "fail_reason" not in attrs:
+        tags["hpexp.fail_reason"] = "interrupted: its worker stopped sending heartbeats"
+    if retry_of(trial) is not None:
+        tags["hpexp.retry_of"] = str(retry_of(trial))
+    if "worker" in attrs:
+        tags["hpexp.worker"] = str(attrs["worker"])
     if "pruned_at" in record:
         tags["hpexp.pruned_at"] = str(record["pruned_at"])
     model = models.folder(trial.number) if record.get("model") else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,24 +90,42 @@ def make_pruner(options: dict[str, Any]) -> optuna.pruners.BasePruner:
     return constructor("pruner", name)(**options)
 
 
+#: Seconds between a worker's heartbeats on a database storage; a worker silent for
+#: GRACE_BEATS heartbeats is taken for dead and its trial is re-queued by the others.
+HEARTBEAT_SECONDS = 10
+GRACE_BEATS = 3
+#: How many times a trial whose worker died is re-run before it is left failed.
+MAX_RETRIES = 2
+#: Seconds to wait for a database or gRPC proxy to answer before giving up.
+CONNECT_SECONDS = 5
+
+
 def storage_kind(url: str) -> str:
-    """ "journal" for a path (the embedded default), "rdb" for a database URL."""
+    """ "journal" for a path (the embedded default), "grpc" for Optuna's storage proxy,
+    "rdb" for a database URL."""
+    if url.startswith("grpc://"):
+        return "grpc"
     if "://" in url:
         return "rdb"
     return "journal"
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """Optuna storage for a database URL (sqlite:///, postgresql://, mysql://) or a journal
-    file path (the embedded default; safe for several local worker processes)."""
-    if storage_kind(url) == "rdb":
-        try:
-            return optuna.storages.RDBStorage(url)
-        except Exception as e:  # bad driver, unreachable server, bad URL
-            raise SpecError(
-                f"storage '{redact_url(url)}': cannot open ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:200]})"
-            ) from None
+def make_storage(url: str, heartbeat: int | None = None) -> optuna.storages.BaseStorage:
+    """Optuna storage for a database URL (sqlite:///, postgresql://, mysql://), a gRPC
+    storage proxy (grpc://host:port) or a journal file path (the embedded default; safe for
+    several worker processes on one host).
+
+    On a database, workers send a heartbeat every `heartbeat` seconds (default
+    HEARTBEAT_SECONDS); a trial whose worker stayed silent for GRACE_BEATS of them is failed by
+    the next worker that asks for a trial and re-queued with the same parameters
+    (RetryFailedTrialCallback). Several processes opening a fresh database at once do not race
+    on creating its tables.
+    """
+    kind = storage_kind(url)
+    if kind == "rdb":
+        return _database(url, heartbeat or HEARTBEAT_SECONDS)
+    if kind == "grpc":
+        return _grpc_proxy(url)
     from optuna.storages.journal import JournalFileBackend
 
     from hpexp.search.journal import repair_journal
@@ -116,6 +136,93 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     if warning:
         print(f"hpexp: warning: {warning}", file=sys.stderr)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
+    from optuna.storages import RetryFailedTrialCallback
+
+    engine: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        engine["connect_args"] = {"connect_timeout": CONNECT_SECONDS}
+    elif url.startswith("sqlite"):
+        engine["connect_args"] = {"timeout": 60}  # writers queue instead of "database is locked"
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=heartbeat,
+                grace_period=heartbeat * GRACE_BEATS,
+                heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=MAX_RETRIES),
+            )
+        except Exception as e:  # bad driver, unreachable server, wrong password, bad URL
+            if attempt < 5 and _schema_race(e):  # another worker is creating the tables
+                time.sleep(0.2 + random.random() * (attempt + 1))
+                continue
+            raise SpecError(
+                f"storage '{redact_url(url)}': cannot open it ({_first_line(e)}); "
+                + _storage_fix(url, e)
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _schema_race(e: Exception) -> bool:
+    text = str(e)
+    return any(
+        s in text
+        for s in ("already exists", "duplicate key", "UniqueViolation", "database is locked")
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    line = text.splitlines()[0][:200] if text else ""
+    if "(Background on this error" in line:
+        line = line.split("(Background on this error")[0].strip()
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__
+
+
+def _storage_fix(url: str, e: Exception) -> str:
+    text = str(e).lower()
+    if "password" in text:
+        return (
+            "check the user and password (a libpq password file: PGPASSFILE, which "
+            "`make services` writes)"
+        )
+    if "does not exist" in text and "database" in text:
+        return "create the database (createdb) or fix the name in --storage"
+    if "no module named" in text:
+        return "install the database driver (pip install psycopg2-binary)"
+    if "connect" in text or "timeout" in text or "refused" in text:
+        return "start the database (make services) or fix the host and port in --storage"
+    return "check --storage (sqlite:///path.db, postgresql://user@host:port/db, grpc://host:port)"
+
+
+def _grpc_proxy(url: str) -> optuna.storages.BaseStorage:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise SpecError(f"storage '{redact_url(url)}': write grpc://HOST:PORT")
+    try:
+        from optuna.storages import GrpcStorageProxy
+    except ImportError:
+        raise SpecError("the gRPC storage proxy needs grpcio: pip install grpcio") from None
+    proxy = GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=CONNECT_SECONDS)
+    except ConnectionError:
+        proxy.close()
+        raise SpecError(
+            f"storage '{redact_url(url)}': no gRPC storage proxy answers within "
+            f"{CONNECT_SECONDS} s; start one (hpexp storage-proxy --storage postgresql://... "
+            f"--port {port}) or fix --storage"
+        ) from None
+    return proxy
 
 
 def models_root(url: str) -> Path:

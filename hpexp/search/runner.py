@@ -10,9 +10,14 @@ the study's: `optimize` stops when the storage holds `n_trials` finished trials.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import socket
 import time
-from collections.abc import Callable
+import warnings
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from hpexp.search.factories import (
     make_pruner,
     make_sampler,
     make_storage,
+    models_root,
     redact_url,
     stream_seed,
 )
@@ -38,16 +44,21 @@ from hpexp.search.states import (
     INTERRUPTED,
     STATUSES,
     counts_against_budget,
+    retry_of,
     trial_status,
 )
 
 __all__ = [
     "MAX_DUPLICATES_IN_A_ROW",
+    "budget_state",
     "finished_count",
+    "join_study",
     "list_studies",
     "open_storage",
     "open_study",
     "optimize",
+    "quiet_optuna",
+    "recover_dead",
     "reopen_study",
 ]
 
@@ -61,7 +72,16 @@ OnTrial = Callable[[FrozenTrial], None]
 def finished_count(study: optuna.Study) -> int:
     """Trials that count against the budget: complete, pruned, or failed for a reason of their
     own (diverged, an error), not interrupted runs or skipped duplicate proposals."""
-    return sum(counts_against_budget(t) for t in study.get_trials(deepcopy=False))
+    return budget_state(study)[0]
+
+
+def budget_state(study: optuna.Study) -> tuple[int, int]:
+    """(trials that count against the budget, trials running now)."""
+    finished = running = 0
+    for t in study.get_trials(deepcopy=False):
+        finished += counts_against_budget(t)
+        running += t.state == TrialState.RUNNING
+    return finished, running
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -74,15 +94,47 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 # -- opening ----------------------------------------------------------------------------------
 
 
-def open_study(spec: StudySpec) -> optuna.Study:
-    """Create the study or resume it (identity checked first); returns it ready to optimize."""
-    storage = make_storage(spec.storage)
+def open_study(spec: StudySpec, *, worker: int = 0, heartbeat: int | None = None) -> optuna.Study:
+    """Create the study or resume it (identity checked first); returns it ready to optimize.
+
+    `worker` 0 is the process that runs the study; other numbers are workers that join it.
+    Each process samples from a stream of its own, except worker 0 of a fresh study, which
+    keeps the study's seed (the same seed proposes the same sequence). `heartbeat`: seconds
+    between heartbeats on a database storage (see `make_storage`)."""
+    storage = make_storage(spec.storage, heartbeat)
     existing = _existing(spec, storage)
     if existing is not None:
         check_identity(spec, existing.user_attrs.get("identity"))
     trials_before = len(existing.trials) if existing is not None else 0
-    stream = (trials_before, os.getpid()) if trials_before else ()
-    study = optuna.create_study(
+    study = _create(spec, storage, _stream(trials_before, worker))
+    if "identity" not in study.user_attrs:  # new, or its creation was cut short
+        _describe(spec, study)
+    with host_lock(spec):
+        _recover(study)
+        _enqueue_baselines(spec, study)
+    return study
+
+
+def join_study(spec: StudySpec, worker: int, heartbeat: int | None = None) -> optuna.Study:
+    """The study opened (by `open_study`) in another process, for worker `worker` of this host."""
+    storage = make_storage(spec.storage, heartbeat)
+    existing = optuna.load_study(study_name=spec.name, storage=storage)
+    return _create(spec, storage, _stream(len(existing.trials), worker))
+
+
+def _stream(trials_before: int, worker: int) -> tuple[int, ...]:
+    """The sampler stream of this process: none for the first process of a fresh study, else
+    one told apart by the study's progress, the worker number, the host and the pid."""
+    if trials_before == 0 and worker == 0:
+        return ()
+    host = zlib.crc32(socket.gethostname().encode())
+    return (trials_before, worker, host, os.getpid())
+
+
+def _create(
+    spec: StudySpec, storage: optuna.storages.BaseStorage, stream: tuple[int, ...]
+) -> optuna.Study:
+    return optuna.create_study(
         study_name=spec.name,
         storage=storage,
         sampler=make_sampler(spec.sampler, spec.seed, _grid(spec), stream),
@@ -90,11 +142,20 @@ def open_study(spec: StudySpec) -> optuna.Study:
         directions=spec.directions,  # type: ignore[arg-type]
         load_if_exists=True,
     )
-    if "identity" not in study.user_attrs:  # new, or its creation was cut short
-        _describe(spec, study)
-    _recover(study)
-    _enqueue_baselines(spec, study)
-    return study
+
+
+@contextlib.contextmanager
+def host_lock(spec: StudySpec) -> Iterator[None]:
+    """Serialise, among this host's processes on one study, what must not interleave: counting
+    the budget and asking for a trial, closing and re-queueing the trials of dead processes."""
+    folder = models_root(spec.storage) / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".ask.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _existing(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study | None:
@@ -130,27 +191,33 @@ def _pid_alive(pid: int) -> bool:
 
 def _recover(study: optuna.Study) -> int:
     """Close trials a dead process on this host left RUNNING, and re-queue every interrupted
-    trial once with its parameters. Returns how many were re-queued."""
+    trial once with its parameters (unless it was re-queued already, by this host or by
+    Optuna's heartbeat check). Returns how many were re-queued. Call under `host_lock`."""
     storage = study._storage
     me_host = worker_id().split(":")[0]
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state != TrialState.RUNNING:
+            continue
         host, _, pid = str(t.user_attrs.get("worker", "")).partition(":")
         if host == me_host and pid.isdigit() and not _pid_alive(int(pid)):
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    retried = set(study.user_attrs.get("retried_trials", []))
-    requeue = [
+            with contextlib.suppress(Exception):  # another process closed it first
+                storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED)
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    retried = {retry_of(t) for t in trials} | set(study.user_attrs.get("retried_trials", []))
+    requeue = [  # (a trial failed by the heartbeat check has no reason: Optuna re-queued it)
         t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if trial_status(t) == "interrupted" and t.number not in retried
+        for t in trials
+        if t.state == TrialState.FAIL
+        and t.user_attrs.get("fail_reason") == INTERRUPTED
+        and t.number not in retried
     ]
     for t in requeue:
         # a re-run cut short while its values were suggested recorded only some of them: the
         # configuration it was asked to run is in its enqueued (fixed) params
         params = {**t.params, **t.system_attrs.get("fixed_params", {})}
         study.enqueue_trial(params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
-    if requeue:
-        study.set_user_attr("retried_trials", sorted(retried | {t.number for t in requeue}))
     return len(requeue)
 
 
@@ -178,6 +245,11 @@ def optimize(
     whoever ran them) or `timeout` seconds pass. Calls `on_trial` with each trial this process
     finished. Returns why it stopped: "budget", "timeout" or "exhausted".
 
+    Many processes may run it on one study. A trial starts only while the finished and running
+    trials leave room in the budget (counted under a host-wide lock, so workers on one host end
+    with exactly `n_trials`; workers on other hosts may add up to one trial each); while the
+    running trials fill it, the process waits, in case one of them ends without counting.
+
     A proposal equal to a configuration the study already finished or is running is not
     trained: it is recorded as a `duplicate` (not counted) and the next proposal is drawn at
     random. KeyboardInterrupt (Ctrl-C, SIGTERM) marks the running trial interrupted and
@@ -187,27 +259,65 @@ def optimize(
     in_a_row = 0
     while True:
         objective.stop.check()
-        if n_trials is not None and finished_count(study) >= n_trials:
-            return "budget"
         if timeout is not None and time.monotonic() - start >= timeout:
             return "timeout"
-        frozen = _one_trial(study, spec, objective, random_proposal=in_a_row > 0)
+        with host_lock(spec):
+            _fail_stale(study)
+            finished, running = budget_state(study) if n_trials is not None else (0, 0)
+            if n_trials is not None and finished >= n_trials:
+                return "budget"
+            room = n_trials is None or finished + running < n_trials
+            asked = _ask(study, spec, random_proposal=in_a_row > 0) if room else None
+            if asked is not None:
+                twin = _twin(study, *asked)
+                if twin is not None:
+                    asked[0].set_user_attr("fail_reason", f"{DUPLICATE} of trial {twin}")
+                    frozen = study.tell(asked[0], state=TrialState.FAIL)
+        if asked is None:  # the running trials fill the budget: wait for them
+            _wait_for_running(study, spec, objective)
+            continue
+        if twin is None:
+            frozen = _run_trial(study, objective, *asked)
         in_a_row = in_a_row + 1 if trial_status(frozen) == "duplicate" else 0
         on_trial(frozen)
         if in_a_row >= MAX_DUPLICATES_IN_A_ROW:
             return "exhausted"
 
 
-def _one_trial(
-    study: optuna.Study, spec: StudySpec, objective: Objective, random_proposal: bool
+#: Seconds between looks at the study while its running trials fill the budget.
+WAIT_SECONDS = 0.5
+
+
+def _wait_for_running(study: optuna.Study, spec: StudySpec, objective: Objective) -> None:
+    with objective.stop.interruptible():
+        time.sleep(WAIT_SECONDS)
+    recover_dead(study, spec)  # a worker on this host that died leaves its trial to the others
+
+
+def recover_dead(study: optuna.Study, spec: StudySpec) -> int:
+    """Close the trials of dead processes on this host as interrupted and re-queue them."""
+    with host_lock(spec):
+        return _recover(study)
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    """On a database storage: fail the trials of workers whose heartbeat stopped (Optuna then
+    re-queues them through RetryFailedTrialCallback)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    if is_heartbeat_enabled(study._storage):
+        optuna.storages.fail_stale_trials(study)
+
+
+def _run_trial(
+    study: optuna.Study, objective: Objective, trial: optuna.Trial, params: dict[str, Any]
 ) -> FrozenTrial:
-    trial, params = _ask(study, spec, random_proposal)
+    """Train `trial` (with a heartbeat on a database storage) and tell the study its outcome."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
     try:
-        twin = _twin(study, trial, params)
-        if twin is not None:
-            trial.set_user_attr("fail_reason", f"{DUPLICATE} of trial {twin}")
-            return study.tell(trial, state=TrialState.FAIL)
-        values: Any = objective(trial, params)
+        with get_heartbeat_thread(trial._trial_id, study._storage):
+            values: Any = objective(trial, params)
         return study.tell(trial, values)
     except optuna.TrialPruned:
         return study.tell(trial, state=TrialState.PRUNED)
@@ -239,8 +349,8 @@ def _ask(study: optuna.Study, spec: StudySpec, random_proposal: bool) -> tuple[A
 def _twin(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]) -> int | None:
     """The number of a finished or running trial with the same configuration, unless this
     trial was asked for (an enqueued baseline or a re-run of an interrupted trial)."""
-    attrs = trial.user_attrs
-    if "retry_of" in attrs or "baseline" in attrs:
+    asked = study._storage.get_trial(trial._trial_id)
+    if "baseline" in asked.user_attrs or retry_of(asked) is not None:
         return None
     for t in study.get_trials(deepcopy=False):
         if t.number == trial.number or t.params != params:
@@ -317,3 +427,16 @@ def _best_values(study: optuna.Study) -> Any:
         pick = max if d == optuna.study.StudyDirection.MAXIMIZE else min
         best.append(f"{pick(t.values[i] for t in front):.4g}")
     return " / ".join(best)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial log lines and experimental-feature warnings off, for this run only."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)

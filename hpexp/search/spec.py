@@ -12,6 +12,7 @@ import difflib
 import functools
 import inspect
 import json
+import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ __all__ = [
     "Objective",
     "SearchParam",
     "StudySpec",
+    "check_workers",
     "load_spec",
 ]
 
@@ -68,6 +70,7 @@ TOP_KEYS = (
     "storage",
     "tracking",
     "enqueue",
+    "workers",
 )
 MAX_SEED = 2**32 - 1
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -113,6 +116,7 @@ class StudySpec:
     tracking_uri: str = DEFAULT_TRACKING_URI
     experiment: str = ""
     enqueue: tuple[dict[str, Any], ...] = ()
+    workers: int = 1  # processes training at once on this host
     source: str = "<dict>"  # the file it came from, for messages
     raw: dict[str, Any] = field(default_factory=dict)  # the validated document, as written
 
@@ -277,6 +281,10 @@ class _Validator:
         if not isinstance(uri, str) or not isinstance(experiment, str):
             raise self.fail("tracking", "uri and experiment must be text")
         enqueue = self.enqueue(doc.get("enqueue") or [], search)
+        try:
+            workers = check_workers(doc.get("workers", 1))
+        except SpecError as e:
+            raise self.fail("workers", str(e)) from None
         return StudySpec(
             name=name,
             description=description.strip(),
@@ -294,6 +302,7 @@ class _Validator:
             tracking_uri=uri,
             experiment=experiment,
             enqueue=enqueue,
+            workers=workers,
             source=self.origin,
             raw=doc,
         )
@@ -589,6 +598,22 @@ def study_dataset(options: Mapping[str, Any]) -> Dataset:
     path = Path(str(options.get("name", "")))
     stat = path.stat() if path.suffix.lower() in (".csv", ".npz") and path.is_file() else None
     return _cached_dataset(key, (stat.st_mtime_ns, stat.st_size) if stat else None)
+
+
+def check_workers(value: object) -> int:
+    """A number of worker processes: an integer from 1 to 4 × the cores, or "auto" (the number
+    of cores)."""
+    cores = os.cpu_count() or 1
+    if value == "auto":
+        return cores
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not (_is_int(value) and 1 <= value <= 4 * cores):  # type: ignore[operator]
+        raise SpecError(
+            f"must be an integer from 1 to {4 * cores} (4 × the {cores} cores) or auto, "
+            f"got {value!r}"
+        )
+    return int(value)  # type: ignore[call-overload]
 
 
 def _is_int(v: object) -> bool:

@@ -16,6 +16,7 @@ __all__ = [
     "INTERRUPTED",
     "STATUSES",
     "counts_against_budget",
+    "retry_of",
     "trial_status",
 ]
 
@@ -29,10 +30,13 @@ COUNTED = ("complete", "pruned", "failed")
 
 
 def trial_status(trial: FrozenTrial) -> str:
-    """complete | pruned | failed | interrupted | duplicate | running | waiting."""
+    """complete | pruned | failed | interrupted | duplicate | running | waiting.
+
+    A FAIL without a reason is `interrupted`: its process died before it could say why (the
+    trial was failed by Optuna's heartbeat check, from another worker)."""
     if trial.state == TrialState.FAIL:
         reason = str(trial.user_attrs.get("fail_reason", ""))
-        if reason == INTERRUPTED:
+        if reason in (INTERRUPTED, ""):
             return "interrupted"
         if reason.startswith(DUPLICATE):
             return "duplicate"
@@ -48,3 +52,10 @@ def trial_status(trial: FrozenTrial) -> str:
 def counts_against_budget(trial: FrozenTrial) -> bool:
     """Complete, pruned, or failed for a reason of its own (diverged, an error)."""
     return trial.state.is_finished() and trial_status(trial) in COUNTED
+
+
+def retry_of(trial: FrozenTrial) -> int | None:
+    """The number of the interrupted trial that `trial` re-runs (re-queued by hpexp on this
+    host, or by Optuna's RetryFailedTrialCallback after a lost heartbeat), else None."""
+    number = trial.user_attrs.get("retry_of", trial.system_attrs.get("failed_trial"))
+    return int(number) if number is not None else None

@@ -11,9 +11,10 @@ lands, for a process stuck in a write.
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Iterator
 
-__all__ = ["Stop", "StopRequest"]
+__all__ = ["Stop", "StopRequest", "signals_request"]
 
 
 class Stop(KeyboardInterrupt):
@@ -63,3 +64,24 @@ class StopRequest:
             self._safe = previous
         if previous:
             self.check()
+
+
+@contextlib.contextmanager
+def signals_request(stop: StopRequest) -> Iterator[None]:
+    """While a study runs, SIGINT and SIGTERM ask it to stop (even where the parent process
+    started us with SIGINT ignored); the request is honoured at a safe point, so Ctrl-C and
+    `kill` leave a resumable study and never a half-written record."""
+
+    def handler(signum: int, frame: object) -> None:
+        stop.request(signum)
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -135,6 +135,7 @@ class Projection:
         run = self._get(parent_run_id) if parent_run_id else None
         if run is None:
             run = self._find_parent()
+        created = run is None
         if run is None:
             run = self.client.create_run(
                 self.experiment_id,
@@ -142,7 +143,11 @@ class Projection:
                 tags={TAG + "study": self.study_name, TAG + "role": "study", **tags},
             )
             self._log(run.info.run_id, params=params)
-        else:
+            first = self._find_parent()  # workers on other hosts may have created one too:
+            if first is not None and first.info.run_id != run.info.run_id:  # all keep the first
+                self.client.delete_run(run.info.run_id)
+                run, created = first, False
+        if not created:
             self._log(run.info.run_id, tags=tags)
             if run.info.status != "RUNNING":
                 self.client.update_run(run.info.run_id, status="RUNNING")
@@ -158,7 +163,7 @@ class Projection:
 
     def _find_parent(self) -> Run | None:
         runs = self._search(f"tags.`{TAG}role` = 'study' and tags.`{TAG}study` = '{self._q()}'")
-        runs.sort(key=lambda r: r.info.start_time or 0)
+        runs.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
         return runs[0] if runs else None
 
     def close_study(

@@ -1,0 +1,179 @@
+"""Many workers on one host: `--workers N`, several `hpexp run` processes at once, workers
+killed mid-trial, a stopped pool resumed. Real processes on the journal storage."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from hpexp.search.states import counts_against_budget, retry_of, trial_status
+
+from .conftest import (
+    HPEXP_TIMEOUT,
+    empty_mlflow_store,
+    hpexp_cmd,
+    journal_study,
+    one_line,
+    params_key,
+    start_hpexp,
+    tiny,
+    wait_for_writers,
+    write_study,
+)
+
+#: Trials long enough (about a second) to be killed in the middle.
+LONGER = tiny(
+    name="longer",
+    search={
+        "learning_rate": {"float": [0.005, 0.1], "log": True},
+        "iterations": {"int": [1500, 3000]},
+        "hidden_units": {"int": [16, 64], "per_layer": True},
+        "hidden_layers": {"int": [1, 2]},
+    },
+)
+
+
+def worker_pids(where: Path) -> list[int]:
+    """Live `python -m hpexp.workers` processes working in `where`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+            cwd = Path(os.readlink(entry / "cwd"))
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if b"hpexp.workers" in argv and cwd == where.resolve() and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until(condition, limit: float = 120.0, what: str = "") -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {limit} s for {what}"
+        time.sleep(0.1)
+
+
+def assert_whole(where: Path, name: str, n_trials: int) -> None:
+    """Exactly `n_trials` counted, nothing RUNNING, no configuration run twice unless asked,
+    every interrupted trial re-run, and MLflow agrees (hpexp check)."""
+    study = journal_study(where, name)
+    trials = study.get_trials(deepcopy=False)
+    assert sum(counts_against_budget(t) for t in trials) == n_trials
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    counted = [params_key(t.params) for t in trials if counts_against_budget(t)]
+    repeats = [k for k, c in Counter(counted).items() if c > 1]
+    reruns = {params_key(t.params) for t in trials if retry_of(t) is not None}
+    assert set(repeats) <= reruns, "a configuration ran twice without being asked to"
+    interrupted = [t.number for t in trials if trial_status(t) == "interrupted"]
+    retried = {retry_of(t) for t in trials}
+    assert set(interrupted) <= retried, "an interrupted trial was not re-run"
+    check = hpexp_cmd("check", name, cwd=where)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.slow
+def test_workers_share_the_study_and_end_with_exactly_the_budget(tmp_path: Path) -> None:
+    empty_mlflow_store(tmp_path)
+    path = write_study(tmp_path, tiny(budget={"n_trials": 9}, workers=2))
+    done = hpexp_cmd("run", str(path), "--no-progress", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "9 trials" in done.stdout  # one summary for all
+    trials = journal_study(tmp_path, "tiny").get_trials(deepcopy=False)
+    workers = Counter(t.user_attrs["worker"] for t in trials)
+    assert len(workers) == 2 and min(workers.values()) >= 2, workers
+    assert_whole(tmp_path, "tiny", 9)
+
+
+@pytest.mark.slow
+def test_processes_started_together_on_fresh_stores(tmp_path: Path) -> None:
+    path = write_study(tmp_path, tiny(budget={"n_trials": 8}))
+    procs = [start_hpexp("run", str(path), "--no-progress", cwd=tmp_path) for _ in range(3)]
+    outputs = [p.communicate(timeout=HPEXP_TIMEOUT) for p in procs]
+    wait_for_writers(tmp_path)
+    for p, (_out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+        assert "Traceback" not in err
+    assert_whole(tmp_path, "tiny", 8)
+
+
+@pytest.mark.slow
+def test_two_of_four_workers_killed_mid_trial(tmp_path: Path) -> None:
+    empty_mlflow_store(tmp_path)
+    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 14}))
+    proc = start_hpexp("run", str(path), "--workers", "4", "--no-progress", cwd=tmp_path)
+
+    def running_by(pids: list[int]) -> list[int]:
+        study = journal_study(tmp_path, "longer")
+        owners = [t.user_attrs.get("worker", "") for t in study.get_trials(deepcopy=False)
+                  if t.state == TrialState.RUNNING]  # fmt: skip
+        return [p for p in pids if any(o.endswith(f":{p}") for o in owners)]
+
+    wait_until(lambda: len(worker_pids(tmp_path)) == 4, what="4 workers")
+    wait_until(lambda: (tmp_path / "optuna.journal").exists(), what="the journal")
+    wait_until(lambda: len(running_by(worker_pids(tmp_path))) >= 2, what="2 running trials")
+    victims = running_by(worker_pids(tmp_path))[:2]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    _out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
+    wait_for_writers(tmp_path)
+    assert proc.returncode == 0, err
+    assert err.count("stopped (signal 9)") == 2, err
+    study = journal_study(tmp_path, "longer")
+    interrupted = [t for t in study.trials if trial_status(t) == "interrupted"]
+    assert len(interrupted) == 2
+    assert {t.user_attrs["worker"].split(":")[1] for t in interrupted} == set(map(str, victims))
+    assert_whole(tmp_path, "longer", 14)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_pool_stops_every_worker_and_resumes(tmp_path: Path, sig) -> None:
+    empty_mlflow_store(tmp_path)
+    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 8}))
+    proc = start_hpexp("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path)
+    wait_until(lambda: len(worker_pids(tmp_path)) == 2, what="2 workers")
+    wait_until(
+        lambda: (
+            (tmp_path / "optuna.journal").exists()
+            and any(t.state.is_finished() for t in journal_study(tmp_path, "longer").trials)
+        ),
+        what="a finished trial",
+    )
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
+    assert proc.returncode == 130, err
+    assert "interrupted: run the same command again" in out
+    assert worker_pids(tmp_path) == []
+    study = journal_study(tmp_path, "longer")
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    wait_for_writers(tmp_path)
+    again = hpexp_cmd("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_whole(tmp_path, "longer", 8)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "9999", "many"])
+def test_bad_worker_counts_are_refused(tmp_path: Path, value: str) -> None:
+    path = write_study(tmp_path, tiny())
+    done = hpexp_cmd("run", str(path), f"--workers={value}", cwd=tmp_path)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "--workers" in line and "auto" in line
+    assert not (tmp_path / "optuna.journal").exists()
+
+
+def test_bad_workers_in_the_study_file(tmp_path: Path) -> None:
+    path = write_study(tmp_path, tiny(workers=0))
+    done = hpexp_cmd("run", str(path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "workers" in one_line(done.stderr)
