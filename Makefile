@@ -6,13 +6,19 @@ STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 STUDY  ?= studies/quickstart.yaml
 
-.PHONY: study ui test test-fast lint format bench install clean
+.PHONY: study ui services services-down test test-fast lint format bench install clean
 
 study: $(STAMP)           ## run the quickstart study (resumes if it exists)
 	$(BIN)/hpexp run $(STUDY)
 
 ui: $(STAMP)              ## MLflow UI on http://127.0.0.1:5000
 	$(BIN)/hpexp ui
+
+services: $(STAMP)        ## PostgreSQL on 127.0.0.1:5433 + MLflow server on :5001, for many workers
+	$(BIN)/hpexp services up
+
+services-down: $(STAMP)   ## stop them; the data stays in hpexp-services/
+	$(BIN)/hpexp services down
 
 test: $(STAMP)            ## the whole suite, slow end-to-end tests included
 	$(BIN)/python -m pytest -n auto

@@ -1,6 +1,8 @@
 """The `hpexp` command: thin commands that forward to library functions.
 
-    hpexp run studies/quickstart.yaml [--n-trials N] [--timeout S] [--set key=value ...]
+    hpexp run studies/quickstart.yaml [--n-trials N] [--timeout S] [--workers N] [--set k=v ...]
+    hpexp worker STUDY --storage postgresql://... --tracking-uri http://...   (from any host)
+    hpexp storage-proxy --storage postgresql://... --port P    (workers: --storage grpc://...)
     hpexp list | show STUDY [--all] | best STUDY | ui | predict MODEL DATA.csv | datasets
 
 Bad input prints one line on stderr and exits with code 2.
@@ -12,6 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hpexp.errors import DataError, HpexpError
 
@@ -25,6 +28,16 @@ def _places(p: argparse.ArgumentParser) -> None:
         "(sqlite:///x.db, postgresql://...)",
     )
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+
+
+def _heartbeat(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--heartbeat",
+        type=_positive_int,
+        metavar="S",
+        help="on a database storage: seconds between a worker's heartbeats (default 10); the "
+        "trial of a worker silent for 3 heartbeats is re-run by the others",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -57,8 +70,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a study-file field, e.g. --set fixed.optimizer=adam",
     )
+    run.add_argument(
+        "--workers",
+        help="processes training at once on this host: a number or auto (one per core); "
+        "default: the study file's workers, else 1",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     _places(run)
+    _heartbeat(run)
+
+    worker = sub.add_parser(
+        "worker",
+        help="join a study as one more worker (any host that reaches its storage) and train "
+        "trials until its budget is reached",
+    )
+    worker.add_argument("study", help="study file (studies/quickstart.yaml) or name under studies/")
+    worker.add_argument("--n-trials", type=int, help="total finished trials to reach")
+    worker.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    worker.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a study-file field (as for run)",
+    )  # fmt: skip
+    _places(worker)
+    _heartbeat(worker)
+
+    proxy = sub.add_parser(
+        "storage-proxy",
+        help="serve a database storage to very many workers through Optuna's gRPC proxy "
+        "(workers then pass --storage grpc://HOST:PORT)",
+    )
+    proxy.add_argument("--storage", required=True, help="the database (postgresql://...)")
+    proxy.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, default=13000, help="port (default 13000)")
 
     ls = sub.add_parser("list", help="list the studies in the storage")
     _places(ls)
@@ -101,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", "-o", help="write predictions to this CSV (default stdout)")
 
     sub.add_parser("datasets", help="list the built-in datasets and their options")
+
+    services = sub.add_parser(
+        "services", help="local PostgreSQL + MLflow server for many workers: up, down, status"
+    )
+    actions = services.add_subparsers(dest="action", metavar="ACTION", required=True)
+    start = actions.add_parser("up", help="start them (or report them running)")
+    start.add_argument("--pg-port", type=_positive_int, default=5433, metavar="N",
+                       help="PostgreSQL's port (default 5433)")  # fmt: skip
+    start.add_argument("--mlflow-port", type=_positive_int, default=5001, metavar="N",
+                       help="the MLflow server's port (default 5001)")  # fmt: skip
+    for action in (start, actions.add_parser("down", help="stop them; the data stays"),
+                   actions.add_parser("status", help="what runs, on which port")):  # fmt: skip
+        action.add_argument(
+            "--root", help="their folder: data, logs, password file (default ./hpexp-services)"
+        )
     return parser
 
 
@@ -111,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from hpexp.services import use_local_pgpass
+
+        use_local_pgpass()  # `make services` in this folder: its password file, never a URL
         return COMMANDS[args.command](args)
     except HpexpError as e:
         message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
@@ -130,8 +191,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=args.overrides,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
+        workers=args.workers,
+        heartbeat=args.heartbeat,
         progress=not args.no_progress,
     )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import hpexp
+
+    hpexp.work_study(
+        args.study,
+        n_trials=args.n_trials,
+        timeout=args.timeout,
+        overrides=args.overrides,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        heartbeat=args.heartbeat,
+    )
+    return 0
+
+
+def cmd_storage_proxy(args: argparse.Namespace) -> int:
+    from hpexp.search.proxy import serve_storage
+
+    serve_storage(args.storage, host=args.host, port=args.port)
     return 0
 
 
@@ -231,6 +316,33 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_services(args: argparse.Namespace) -> int:
+    from hpexp import services
+
+    if args.action == "down":
+        services.down(args.root)
+        print("stopped PostgreSQL and the MLflow server; their data stays")
+        return 0
+    if args.action == "status":
+        for state in services.status(args.root).values():
+            if state.running:
+                health = "healthy" if state.healthy else "NOT answering"
+                print(f"{state.name:<9} {state.url}  pid {state.pid}  {health}  log: {state.log}")
+            else:
+                print(f"{state.name:<9} stopped  log: {state.log}")
+        return 0
+    up = services.up(args.root, pg_port=args.pg_port, mlflow_port=args.mlflow_port)
+    data = up.root / "postgres"
+    shown = data.relative_to(Path.cwd()) if data.is_relative_to(Path.cwd()) else data
+    print(
+        f"PostgreSQL {up.pg_version} on 127.0.0.1:{up.pg_port} (data: {shown}), "
+        f"MLflow server on {up.tracking_uri}"
+    )
+    print(f"  export PGPASSFILE={up.pgpass}      # the password lives only there (mode 600)")
+    print(f"  hpexp worker STUDY --storage {up.storage_url} --tracking-uri {up.tracking_uri}")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
@@ -241,6 +353,9 @@ COMMANDS = {
     "ui": cmd_ui,
     "predict": cmd_predict,
     "datasets": cmd_datasets,
+    "services": cmd_services,
+    "worker": cmd_worker,
+    "storage-proxy": cmd_storage_proxy,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ any `HpexpError` into one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "HpexpError", "SpecError", "StoreError"]
+__all__ = ["ConfigError", "DataError", "HpexpError", "ServiceError", "SpecError", "StoreError"]
 
 
 class HpexpError(ValueError):
@@ -27,3 +27,7 @@ class SpecError(HpexpError):
 
 class StoreError(HpexpError):
     """An Optuna or MLflow store is damaged or cannot be opened."""
+
+
+class ServiceError(HpexpError):
+    """A local server (PostgreSQL, MLflow) is missing, cannot start, or its port is taken."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import hpexp
+import hpexp.services
 from hpexp.data import Dataset
+from hpexp.errors import ServiceError
 
 OUTPUTS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
 
@@ -74,3 +79,43 @@ def raw_rows(ds: Dataset, index: bool = True) -> pd.DataFrame:
     raw = ds.X_val * ds.x_std + ds.x_mean  # undo the standardization: (n_x, m)
     labels = pd.Index([f"s{k}" for k in range(ds.m_val)], name="sample") if index else None
     return pd.DataFrame(raw.T, columns=list(ds.feature_names), index=labels)
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` different ports on 127.0.0.1 that are free now."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def require_postgres() -> None:
+    """Skip unless PostgreSQL's server programs are installed; under HPEXP_REQUIRE_POSTGRES=1
+    (as in CI) fail instead."""
+    try:
+        hpexp.services.find_postgres()
+    except ServiceError as e:
+        if os.environ.get("HPEXP_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{e}; HPEXP_REQUIRE_POSTGRES=1 requires it")
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hpexp.services.Services]:
+    """PostgreSQL and an MLflow server from `hpexp.services.up` under a temporary folder, on
+    free ports: one pair per test process (each xdist worker its own), deleted at the end of
+    the session. Meanwhile PGPASSFILE points at its password file, so `storage_url` works."""
+    require_postgres()
+    root = tmp_path_factory.mktemp("services") / "hpexp-services"
+    pg_port, mlflow_port = free_ports(2)
+    with pytest.MonkeyPatch.context() as patch:
+        try:
+            started = hpexp.services.up(root, pg_port=pg_port, mlflow_port=mlflow_port)
+            patch.setenv("PGPASSFILE", str(started.pgpass))
+            yield started
+        finally:
+            hpexp.services.down(root, delete_data=True)
