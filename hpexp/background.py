@@ -195,12 +195,12 @@ class _Writer:
 
 
 def _answer(reply: IO[str], result: dict[str, Any]) -> None:
-    try:
+    """Answer the study process, which then stops reading: later output goes nowhere."""
+    with contextlib.suppress(BrokenPipeError, OSError):  # it stopped waiting: nobody to tell
         reply.write(json.dumps(result) + "\n")
         reply.flush()
-    except (BrokenPipeError, OSError):  # the study process stopped waiting: nobody to tell
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), reply.fileno())
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), reply.fileno())
 
 
 def _warm_up() -> None:

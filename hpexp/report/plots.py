@@ -65,6 +65,7 @@ def save_study_plots(
     complete trials whose objective is not finite count as missing.
     """
     out = Path(out_dir)
+    study = _in_memory(study)  # forked drawers must not share the storage's connections
     trials = study.get_trials(deepcopy=False)
     # complete trials with finite objectives: optuna leaves out the rest (e.g. diverged runs)
     complete = [
@@ -113,6 +114,15 @@ def save_study_plots(
             return _save_forked(pending, jobs)
     with _plotting():
         return [p for p in (_save(*job) for job in pending) if p is not None]
+
+
+def _in_memory(study: optuna.Study) -> optuna.Study:
+    """A copy of `study`'s trials in memory."""
+    copy = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(), directions=study.directions
+    )
+    copy.add_trials(study.get_trials(deepcopy=False))
+    return copy
 
 
 _PENDING: list[tuple[Draw, Path, str]] = []  # what forked workers draw, by index

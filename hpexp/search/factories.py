@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import optuna
 from hpexp.errors import SpecError
 
 __all__ = [
+    "StaleTrials",
     "constructor",
     "make_pruner",
     "make_sampler",
@@ -118,7 +120,8 @@ def make_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
     On a database, workers send a heartbeat every `heartbeat` seconds (default
     HEARTBEAT_SECONDS); a trial whose worker stayed silent for GRACE_BEATS of them is failed by
     the next worker that asks for a trial and re-queued with the same parameters
-    (RetryFailedTrialCallback). Several processes opening a fresh database at once do not race
+    (RetryFailedTrialCallback, named RetryHeartbeatStaleTrialCallback since Optuna 5).
+    Several processes opening a fresh database at once do not race
     on creating its tables.
     """
     kind = storage_kind(url)
@@ -139,7 +142,11 @@ def make_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
 
 
 def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
-    from optuna.storages import RetryFailedTrialCallback
+    import optuna.storages as storages
+
+    # RetryFailedTrialCallback, renamed RetryHeartbeatStaleTrialCallback in Optuna 5
+    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+    retry = retry or storages.RetryFailedTrialCallback
 
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
@@ -148,13 +155,15 @@ def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
         engine["connect_args"] = {"timeout": 60}  # writers queue instead of "database is locked"
     for attempt in range(6):
         try:
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=heartbeat,
-                grace_period=heartbeat * GRACE_BEATS,
-                heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=MAX_RETRIES),
-            )
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=heartbeat,
+                    grace_period=heartbeat * GRACE_BEATS,
+                    heartbeat_stale_trial_callback=StaleTrials(retry(max_retry=MAX_RETRIES)),
+                )
         except Exception as e:  # bad driver, unreachable server, wrong password, bad URL
             if attempt < 5 and _schema_race(e):  # another worker is creating the tables
                 time.sleep(0.2 + random.random() * (attempt + 1))
@@ -164,6 +173,24 @@ def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
                 + _storage_fix(url, e)
             ) from None
     raise AssertionError("unreachable")
+
+
+class StaleTrials:
+    """Optuna's re-queueing of a trial whose worker stopped sending heartbeats; remembers the
+    trials this process failed (`take()`), so that it write their MLflow runs."""
+
+    def __init__(self, requeue: Any) -> None:
+        self.requeue = requeue
+        self.failed: list[int] = []
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.requeue(study, trial)
+        self.failed.append(trial._trial_id)
+
+    def take(self) -> list[int]:
+        """Trial ids failed here since the last call."""
+        taken, self.failed = self.failed, []
+        return taken
 
 
 def _schema_race(e: Exception) -> bool:

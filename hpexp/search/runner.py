@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpexp.errors import SpecError
 from hpexp.search.factories import (
     SELF_PLACING,
+    StaleTrials,
     make_pruner,
     make_sampler,
     make_storage,
@@ -190,14 +191,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _recover(study: optuna.Study) -> int:
-    """Close trials a dead process on this host left RUNNING, and re-queue every interrupted
-    trial once with its parameters (unless it was re-queued already, by this host or by
-    Optuna's heartbeat check). Returns how many were re-queued. Call under `host_lock`."""
+    """Close trials a dead process on this host left RUNNING (on a storage without
+    heartbeats), and re-queue every trial interrupted by a stop once with its parameters
+    (unless it was re-queued already). Returns how many were re-queued. Call under
+    `host_lock`."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
     storage = study._storage
     me_host = worker_id().split(":")[0]
     trials = study.get_trials(deepcopy=False)
     for t in trials:
-        if t.state != TrialState.RUNNING:
+        if t.state != TrialState.RUNNING or is_heartbeat_enabled(storage):  # heartbeats do it
             continue
         host, _, pid = str(t.user_attrs.get("worker", "")).partition(":")
         if host == me_host and pid.isdigit() and not _pid_alive(int(pid)):
@@ -262,7 +266,8 @@ def optimize(
         if timeout is not None and time.monotonic() - start >= timeout:
             return "timeout"
         with host_lock(spec):
-            _fail_stale(study)
+            for stale in _fail_stale(study):
+                on_trial(stale)  # a dead worker's trial: this process writes its record
             finished, running = budget_state(study) if n_trials is not None else (0, 0)
             if n_trials is not None and finished >= n_trials:
                 return "budget"
@@ -300,13 +305,29 @@ def recover_dead(study: optuna.Study, spec: StudySpec) -> int:
         return _recover(study)
 
 
-def _fail_stale(study: optuna.Study) -> None:
-    """On a database storage: fail the trials of workers whose heartbeat stopped (Optuna then
-    re-queues them through RetryFailedTrialCallback)."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+def _first_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
+    """On a database: a heartbeat as soon as the trial exists, so that a worker killed before
+    its trial starts training is found by the others too."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 
-    if is_heartbeat_enabled(study._storage):
-        optuna.storages.fail_stale_trials(study)
+    storage = study._storage
+    if is_heartbeat_enabled(storage) and isinstance(storage, BaseHeartbeat):
+        storage.record_heartbeat(trial._trial_id)
+
+
+def _fail_stale(study: optuna.Study) -> list[FrozenTrial]:
+    """On a database storage: fail the trials of workers whose heartbeat stopped (Optuna then
+    re-queues them through RetryFailedTrialCallback); returns those this process failed."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage) or not isinstance(storage, BaseHeartbeat):
+        return []
+    optuna.storages.fail_stale_trials(study)
+    callback = storage.get_heartbeat_stale_trial_callback()
+    if not isinstance(callback, StaleTrials):
+        return []
+    return [storage.get_trial(trial_id) for trial_id in callback.take()]
 
 
 def _run_trial(
@@ -337,6 +358,7 @@ def _ask(study: optuna.Study, spec: StudySpec, random_proposal: bool) -> tuple[A
     try:
         trial = study.ask()
         try:
+            _first_heartbeat(study, trial)
             trial.set_user_attr("worker", worker_id())  # how a dead process's trials are found
             return trial, suggest(trial, spec)
         except KeyboardInterrupt:
@@ -437,6 +459,8 @@ def quiet_optuna() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            # hpexp runs the heartbeat itself around each trial (see `_run_trial`)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             yield
     finally:
         optuna.logging.set_verbosity(level)
