@@ -102,7 +102,7 @@ class SyncReport:
 
 class Syncer:
     """Writes one study's MLflow runs from its Optuna storage. Every write happens under a lock
-    file beside the trial models, so several writers on one host never duplicate a run."""
+    file (see `lock`), so several writers on one host never duplicate a run."""
 
     def __init__(
         self, spec: StudySpec, study: optuna.Study, models: ModelFiles, dataset_name: str
@@ -190,13 +190,23 @@ class Syncer:
             files, metrics, tags = artifacts(Path(tmp)) if artifacts else ([], {}, {})
             self.projection.close_study(status, metrics=metrics, tags=tags, artifacts=files)
 
+    def _lock_path(self) -> Path:
+        """One lock per SQLite store (beside it: SQLite takes one writer at a time, and
+        queued writers must not time out with "database is locked"); else one per study."""
+        uri = self.spec.tracking_uri
+        if uri.startswith("sqlite:///"):
+            db = Path(uri.removeprefix("sqlite:///"))
+            return db.parent / f".{db.name}.lock"
+        return self.models.root / ".mlflow.lock"
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """The study's MLflow lock (an flock on `hpexp-models/<study>/.mlflow.lock`); it may be
-        taken again inside itself."""
+        """The study's MLflow lock (an flock on the SQLite store's lock file, or on
+        `hpexp-models/<study>/.mlflow.lock`); it may be taken again inside itself."""
         if self._lock_depth == 0:
-            self.models.root.mkdir(parents=True, exist_ok=True)
-            f = open(self.models.root / ".mlflow.lock", "a")  # noqa: SIM115 (held across calls)
+            path = self._lock_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a")  # noqa: SIM115 (held across calls)
             try:
                 fcntl.flock(f, fcntl.LOCK_EX)
             except BaseException:

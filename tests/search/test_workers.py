@@ -177,3 +177,19 @@ def test_bad_workers_in_the_study_file(tmp_path: Path) -> None:
     done = hpexp_cmd("run", str(path), cwd=tmp_path)
     assert done.returncode == 2
     assert "workers" in one_line(done.stderr)
+
+
+@pytest.mark.slow
+def test_studies_writing_one_sqlite_store_at_once(tmp_path: Path) -> None:
+    """Three studies, three processes, one `mlflow.db`: no "database is locked", no lost run."""
+    empty_mlflow_store(tmp_path)
+    names = ["one", "two", "three"]
+    paths = [write_study(tmp_path, tiny(name=n), f"{n}.yaml") for n in names]
+    procs = [start_hpexp("run", str(p), "--no-progress", cwd=tmp_path) for p in paths]
+    outputs = [p.communicate(timeout=HPEXP_TIMEOUT) for p in procs]
+    wait_for_writers(tmp_path)
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err
+        assert "locked" not in err and "warning" not in err, err
+    for name in names:
+        assert_whole(tmp_path, name, 4)
