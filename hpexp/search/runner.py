@@ -252,7 +252,8 @@ def optimize(
     Many processes may run it on one study. A trial starts only while the finished and running
     trials leave room in the budget (counted under a host-wide lock, so workers on one host end
     with exactly `n_trials`; workers on other hosts may add up to one trial each); while the
-    running trials fill it, the process waits, in case one of them ends without counting.
+    running trials fill it, the process waits, in case one of them ends without counting
+    (except through the gRPC proxy, which cannot tell whether their workers are alive).
 
     A proposal equal to a configuration the study already finished or is running is not
     trained: it is recorded as a `duplicate` (not counted) and the next proposal is drawn at
@@ -272,6 +273,8 @@ def optimize(
             if n_trials is not None and finished >= n_trials:
                 return "budget"
             room = n_trials is None or finished + running < n_trials
+            if not room and not _finds_dead_workers(study):
+                return "budget"  # the running trials fill it, and nothing can tell if they end
             asked = _ask(study, spec, random_proposal=in_a_row > 0) if room else None
             if asked is not None:
                 twin = _twin(study, *asked)
@@ -303,6 +306,15 @@ def recover_dead(study: optuna.Study, spec: StudySpec) -> int:
     """Close the trials of dead processes on this host as interrupted and re-queue them."""
     with host_lock(spec):
         return _recover(study)
+
+
+def _finds_dead_workers(study: optuna.Study) -> bool:
+    """Whether a trial left by a dead worker is closed in time: by pid on the journal file
+    (one host), by heartbeats on a database; not through the gRPC proxy."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    return isinstance(storage, optuna.storages.JournalStorage) or is_heartbeat_enabled(storage)
 
 
 def _first_heartbeat(study: optuna.Study, trial: optuna.Trial) -> None:
