@@ -25,6 +25,7 @@ import optuna
 
 from hpexp.data import Dataset
 from hpexp.nn import MLP, History, evaluate, save_model, train
+from hpexp.search.reports import Reports
 from hpexp.search.space import TrialSetup, resolve
 from hpexp.search.spec import StudySpec
 from hpexp.search.stop import StopRequest
@@ -122,6 +123,7 @@ class Objective:
     ) -> None:
         self.spec, self.ds, self.models = spec, dataset, models
         self.stop = stop or StopRequest()
+        self.reports = Reports()  # written behind the training
         dtype = spec.setting("dtype")
         # Convert once, not once per trial.
         self.data = {
@@ -166,21 +168,26 @@ class Objective:
             if not report or not single or value is None or not np.isfinite(value):
                 return False
             with self.stop.shielded():
-                trial.report(value, step)
-                return trial.should_prune()
+                self.reports.report(step, float(value))
+                return self.reports.should_prune()
 
         d = self.data
         model = MLP(**setup.model)
-        with self.stop.interruptible():
-            history = train(
-                model,
-                d["X_train"],
-                d["Y_train"],
-                X_val=d["X_val"],
-                Y_val=d["Y_val"],
-                callback=on_eval,
-                config=setup.train,
-            )
+        self.reports.start(trial)
+        try:
+            with self.stop.interruptible():
+                history = train(
+                    model,
+                    d["X_train"],
+                    d["Y_train"],
+                    X_val=d["X_val"],
+                    Y_val=d["Y_val"],
+                    callback=on_eval,
+                    config=setup.train,
+                )
+        finally:
+            with self.stop.shielded():
+                self.reports.flush()  # the learning curve is in the storage before the result
         return _Run(model, history, setup)
 
     def _finish(self, trial: optuna.Trial, runs: list[_Run]) -> float | list[float]:

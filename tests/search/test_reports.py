@@ -1,0 +1,63 @@
+"""Reports written behind the training: the same pruning decisions as Optuna's own
+`Trial.report` / `Trial.should_prune`, and every value in the storage after `flush()`."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hpexp.search.reports import Reports
+
+CURVES = [[0.1 * k + 0.02 * i for k in range(10)] for i in range(6)]
+LATE = [0.01 * k for k in range(10)]  # worse than every other trial from step 1 on
+
+
+def study_with_history(pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    study = optuna.create_study(
+        study_name="s", direction="maximize", pruner=pruner
+    )  # hyperband: brackets by name
+    for curve in CURVES:
+        trial = study.ask()
+        for step, value in enumerate(curve):
+            trial.report(value, step)
+            trial.should_prune()  # successive halving marks the rungs a trial reached
+        study.tell(trial, curve[-1])
+    return study
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2),
+        lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2),
+        lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9),
+        lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=2),
+    ],
+)
+def test_the_same_decisions_as_optuna(pruner) -> None:
+    ours, theirs = study_with_history(pruner()), study_with_history(pruner())
+    a, b = ours.ask(), theirs.ask()
+    reports = Reports()
+    reports.start(a)
+    decided = []
+    for step, value in enumerate(LATE):
+        reports.report(step, value)
+        b.report(value, step)
+        decided.append((reports.should_prune(), b.should_prune()))
+    reports.flush()
+    assert [x for x, _ in decided] == [y for _, y in decided]
+    assert any(x for x, _ in decided)  # the test can fail: something was pruned
+    stored = ours._storage.get_trial(a._trial_id)
+    assert stored.intermediate_values == dict(enumerate(LATE))
+
+
+def test_a_failed_write_is_raised_at_flush() -> None:
+    study = optuna.create_study()
+    trial = study.ask()
+    study.tell(trial, 1.0)  # finished: the storage refuses more values
+    reports = Reports()
+    reports.start(trial)
+    reports.report(0, 0.5)
+    with pytest.raises(Exception, match=r"(?i)finished|complete|updat"):
+        reports.flush()
+    reports.flush()  # told once
