@@ -38,6 +38,7 @@ format: $(STAMP)
 bench: $(BENCH_STAMP)     ## speed: core vs PyTorch/scikit-learn/GEMM floor; tracking overhead
 	$(BIN)/python benchmarks/core.py
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/scaling.py
 
 install: $(STAMP)
 

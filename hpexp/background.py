@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["BackgroundSync"]
@@ -182,7 +183,7 @@ class _Writer:
         with self.syncer.lock():
             if self.attempt(runs, final=True) and not detach:
                 result["ok"] = self.attempt(study_run, final=True)
-            _answer(reply, result)
+            _answer(reply, result, Path(self.config["models"]) / "writer.log")
             if result["ok"] and detach:
                 self.attempt(study_run, final=True)
 
@@ -194,13 +195,17 @@ class _Writer:
         return running == 0 and (budget is None or finished >= budget)
 
 
-def _answer(reply: IO[str], result: dict[str, Any]) -> None:
-    """Answer the study process, which then stops reading: later output goes nowhere."""
+def _answer(reply: IO[str], result: dict[str, Any], log: Path) -> None:
+    """Answer the study process, which then stops reading. Later output goes to `log`, so a
+    pipe the study's output goes through (`hpexp run ... | tee`) ends with the study."""
     with contextlib.suppress(BrokenPipeError, OSError):  # it stopped waiting: nobody to tell
         reply.write(json.dumps(result) + "\n")
         reply.flush()
     with contextlib.suppress(OSError):
         os.dup2(os.open(os.devnull, os.O_WRONLY), reply.fileno())
+        log.parent.mkdir(parents=True, exist_ok=True)
+        sys.stderr.flush()
+        os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
 
 
 def _warm_up() -> None:

@@ -565,11 +565,16 @@ def _pg_running(data: Path) -> tuple[int, int] | None:
     return pid, int(lines[3])
 
 
+#: Each worker on the database holds a few connections (its storage, its heartbeat, its MLflow
+#: writer's reads): about 100 direct workers; more go through `hpexp storage-proxy`.
+MAX_CONNECTIONS = 400
+
+
 def _pg_start(bins: Path, cluster: Path, account: pwd.struct_passwd | None, port: int) -> None:
     data, log = cluster / "data", cluster / "postgres.log"
     result = _pg_run(
         [str(bins / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", str(PG_START_S),
-         "-o", f"-p {port}", "start"],
+         "-o", f"-p {port} -c max_connections={MAX_CONNECTIONS}", "start"],
         cluster, account,
     )  # fmt: skip
     if result.returncode == 0:
