@@ -2,9 +2,15 @@
 
 Each report written to the journal file is an fsync (several milliseconds), and a quickstart
 trial reports up to 80 validation points. `Reports` keeps the trial's reported values in memory
-and asks the study's pruner from them, exactly as `Trial.should_prune` does (the same trial,
-the same values, the other trials from the storage), while a thread writes them to the storage
-behind the training. `flush()` waits for the writes; the trial is told only after it.
+and asks the study's pruner from them, as `Trial.should_prune` does (the same trial, the same
+values), while a thread writes them to the storage behind the training. `flush()` waits for
+the writes; the trial is told only after it.
+
+Pruners that compare with completed trials only (median, percentile) and those that compare
+with nothing (threshold, none) are asked against an in-memory copy of the study's completed
+trials, refreshed when a trial starts, so that a decision reads nothing from the storage
+(trials that other workers complete meanwhile count from the next trial on). Pruners that keep
+marks in the storage (successive halving, hyperband) get the study itself.
 """
 
 from __future__ import annotations
@@ -14,8 +20,17 @@ import queue
 import threading
 
 import optuna
+from optuna.trial import TrialState
 
-__all__ = ["Reports"]
+__all__ = ["IN_MEMORY_PRUNERS", "Reports"]
+
+#: Pruners that read only completed trials (or none) and write nothing to the storage.
+IN_MEMORY_PRUNERS = (
+    optuna.pruners.MedianPruner,
+    optuna.pruners.PercentilePruner,
+    optuna.pruners.ThresholdPruner,
+    optuna.pruners.NopPruner,
+)
 
 
 class Reports:
@@ -30,10 +45,29 @@ class Reports:
         self._thread: threading.Thread | None = None
         self._study: optuna.Study | None = None
         self._trial: optuna.trial.FrozenTrial | None = None
+        self._view: optuna.Study | None = None  # the completed trials, in memory
+        self._copied: set[int] = set()
 
     def start(self, trial: optuna.Trial) -> None:
-        self._study = trial.study
-        self._trial = trial.study._storage.get_trial(trial._trial_id)
+        study = trial.study
+        if self._study is not study:
+            self._view, self._copied = None, set()
+        self._study = study
+        self._trial = study._storage.get_trial(trial._trial_id)
+        if type(study.pruner) in IN_MEMORY_PRUNERS:
+            self._refresh_view(study)
+
+    def _refresh_view(self, study: optuna.Study) -> None:
+        if self._view is None:
+            self._view = optuna.create_study(
+                storage=optuna.storages.InMemoryStorage(),
+                directions=study.directions,
+                pruner=study.pruner,
+            )
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.number not in self._copied:
+                self._view.add_trial(t)
+                self._copied.add(t.number)
 
     def report(self, step: int, value: float) -> None:
         """Record `value` at `step` (a step reported already is kept as it was)."""
@@ -49,6 +83,8 @@ class Reports:
     def should_prune(self) -> bool:
         """The study's pruner on this trial as reported so far (Optuna's `should_prune`)."""
         assert self._trial is not None and self._study is not None
+        if self._view is not None and type(self._study.pruner) in IN_MEMORY_PRUNERS:
+            return bool(self._study.pruner.prune(self._view, copy.copy(self._trial)))
         storage = self._study._storage
         trial = copy.copy(self._trial)
         trial.system_attrs = storage.get_trial_system_attrs(trial._trial_id)  # pruners' marks
