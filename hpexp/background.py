@@ -218,10 +218,19 @@ def _warm_up() -> None:
         import hpexp.tracking.pyfunc  # noqa: F401
 
 
+def _yield_to_training() -> None:
+    """Run only on CPU time that training leaves idle (SCHED_IDLE on Linux, else nice 19):
+    with a worker per core, MLflow waits for the gaps between trials and the study's end."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(19)
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError):
-        os.nice(10)
+    _yield_to_training()
     first = sys.stdin.readline()
     if not first:
         return 0
