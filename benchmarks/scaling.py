@@ -223,21 +223,46 @@ def one_run(study_file: Path, name: str, n_trials: int, workers: int) -> tuple[f
         return wall, len(counted), iterations
 
 
+def same_trials(study_file: Path, n_trials: int, folder: Path) -> Path:
+    """A copy of `study_file` that first runs `n_trials` fixed configurations (drawn at random
+    with the study's seed, as `enqueue:` entries), so 1 and 2 workers train the same trials."""
+    import optuna
+    import yaml
+
+    import hpexp
+    from hpexp.search.space import suggest
+
+    spec = hpexp.load_spec(study_file)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=spec.seed))
+    configs = []
+    for _ in range(n_trials):
+        params = suggest(draw.ask(), spec)
+        units = [params.pop(f"hidden_units_{i}") for i in range(1, 100)
+                 if f"hidden_units_{i}" in params]  # fmt: skip
+        configs.append({**params, **({"hidden_units": units} if units else {})})
+    doc = yaml.safe_load(study_file.read_text())
+    doc["enqueue"] = configs
+    copy = folder / study_file.name
+    copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy
+
+
 def throughput(runs: list[tuple[Path, int, float]]) -> None:
     import hpexp
 
     cores = os.cpu_count() or 1
-    print(f"\n1. Throughput, 1 vs 2 workers, same study and seed, on {cores} cores")
-    print("   (1 worker trains with all the cores' BLAS threads, 2 workers with half each; the")
-    print("    workers' sampler streams differ, so the trials differ: iterations/s is the")
-    print("    speed-up by work done, trials/min the one a user sees; the speed-up is about")
-    print("    2 x (share of the wall time in trials) x (1-worker s per trial / 2-worker s per")
-    print("    trial), and the last factor is 1 only when the machine gives 2 processes 2.0x)")
+    print(f"\n1. Throughput, 1 vs 2 workers, same study, seed and trials, on {cores} cores")
+    print("   (both runs train the same configurations, drawn at random with the study's seed;")
+    print("    1 worker leaves a core to the MLflow writer, 2 workers take one core each and")
+    print("    the writer runs on idle time; pruning may still differ a little between runs)")
     for study_file, n_trials, target in runs:
         name = hpexp.load_spec(study_file).name
         print(f"\n  {study_file.relative_to(ROOT)}: {n_trials} trials   ({machine_now()})")
-        one = one_run(study_file, name, n_trials, 1)
-        two = one_run(study_file, name, n_trials, 2)
+        with tempfile.TemporaryDirectory(prefix="hpexp-scaling-file-") as folder:
+            fixed = same_trials(study_file, n_trials, Path(folder))
+            one = one_run(fixed, name, n_trials, 1)
+            two = one_run(fixed, name, n_trials, 2)
         per_min = [n / wall for wall, n, _ in (one, two)]
         per_it = [it / wall for wall, _, it in (one, two)]
         speedup = per_min[1] / per_min[0] if per_min[0] else float("nan")
