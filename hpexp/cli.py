@@ -3,6 +3,7 @@
     hpexp run studies/quickstart.yaml [--n-trials N] [--timeout S] [--workers N] [--set k=v ...]
     hpexp worker STUDY --storage postgresql://... --tracking-uri http://...   (from any host)
     hpexp storage-proxy --storage postgresql://... --port P    (workers: --storage grpc://...)
+    hpexp services up | down | status     (a local PostgreSQL and MLflow server for workers)
     hpexp list | show STUDY [--all] | best STUDY | ui | predict MODEL DATA.csv | datasets
 
 Bad input prints one line on stderr and exits with code 2.
