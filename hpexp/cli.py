@@ -31,7 +31,20 @@ def _places(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
 
 
-def _heartbeat(p: argparse.ArgumentParser) -> None:
+def _study_run(p: argparse.ArgumentParser) -> None:
+    """What `run` and `worker` take: the study, its budget, overrides, places, heartbeat."""
+    p.add_argument("study", help="study file (studies/quickstart.yaml) or name under studies/")
+    p.add_argument("--n-trials", type=int, help="total finished trials to reach")
+    p.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study-file field, e.g. --set fixed.optimizer=adam",
+    )
+    _places(p)
     p.add_argument(
         "--heartbeat",
         type=_positive_int,
@@ -39,6 +52,11 @@ def _heartbeat(p: argparse.ArgumentParser) -> None:
         help="on a database storage: seconds between a worker's heartbeats (default 10); the "
         "trial of a worker silent for 3 heartbeats is re-run by the others",
     )
+
+
+def _study_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    keys = ("n_trials", "timeout", "overrides", "storage", "tracking_uri", "heartbeat")
+    return {k: getattr(args, k) for k in keys}
 
 
 def _positive_int(text: str) -> int:
@@ -60,40 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run or resume a study from a YAML file")
-    run.add_argument("study", help="study file (studies/quickstart.yaml) or name under studies/")
-    run.add_argument("--n-trials", type=int, help="total finished trials to reach")
-    run.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a study-file field, e.g. --set fixed.optimizer=adam",
-    )
+    _study_run(run)
     run.add_argument(
         "--workers",
         help="processes training at once on this host: a number or auto (one per core); "
         "default: the study file's workers, else 1",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _places(run)
-    _heartbeat(run)
 
     worker = sub.add_parser(
         "worker",
         help="join a study as one more worker (any host that reaches its storage) and train "
         "trials until its budget is reached",
     )
-    worker.add_argument("study", help="study file (studies/quickstart.yaml) or name under studies/")
-    worker.add_argument("--n-trials", type=int, help="total finished trials to reach")
-    worker.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
-    worker.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a study-file field (as for run)",
-    )  # fmt: skip
-    _places(worker)
-    _heartbeat(worker)
+    _study_run(worker)
 
     proxy = sub.add_parser(
         "storage-proxy",
@@ -186,15 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import hpexp
 
     hpexp.run_study(
-        args.study,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        overrides=args.overrides,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        workers=args.workers,
-        heartbeat=args.heartbeat,
-        progress=not args.no_progress,
+        args.study, workers=args.workers, progress=not args.no_progress, **_study_kwargs(args)
     )
     return 0
 
@@ -202,15 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     import hpexp
 
-    hpexp.work_study(
-        args.study,
-        n_trials=args.n_trials,
-        timeout=args.timeout,
-        overrides=args.overrides,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        heartbeat=args.heartbeat,
-    )
+    hpexp.work_study(args.study, **_study_kwargs(args))
     return 0
 
 

@@ -141,9 +141,8 @@ def _run(
         if not joining:
             say(_header(spec, dataset, study_obj, budget, timeout))
         run = _Trials(spec, study_obj, writer, (budget, timeout), heartbeat)
-        status, stopped = run.optimize(
-            dataset, models, stop, progress, say if not joining else _trial_line(spec, say)
-        )
+        per_trial = _trial_line(spec, say) if joining else None
+        status, stopped = run.optimize(dataset, models, stop, progress, (say, per_trial))
         reply = _close_writer(writer, (status, wait_for_mlflow), stop, spec.name, say)
     if not reply.get("ok"):
         say(f"MLflow is not up to date; write it with: hpexp sync {spec.name}", file=sys.stderr)
@@ -342,14 +341,21 @@ class _Trials:
         self.heartbeat = heartbeat
 
     def optimize(
-        self, ds: Dataset, models: ModelFiles, stop: StopRequest, progress: bool, say: Any
+        self,
+        ds: Dataset,
+        models: ModelFiles,
+        stop: StopRequest,
+        progress: bool,
+        say: tuple[Any, Any],
     ) -> tuple[str, str]:
         """Run trials until the limits; returns (MLflow status of the study run, why the
-        search stopped). `say` is print, or a per-trial line printer (a joining worker)."""
+        search stopped). `say` is (print or nothing, a per-trial line printer or None for a
+        progress bar)."""
+        say_line, per_trial = say
         done = finished_count(self.study)
         todo = None if self.budget is None else max(self.budget - done, 0)
-        if todo == 0 and say is print:
-            print(
+        if todo == 0 and per_trial is None:
+            say_line(
                 f"study '{self.spec.name}' already has {done} of {self.budget} trials; "
                 "raise n_trials (--n-trials) to run more"
             )
@@ -359,8 +365,8 @@ class _Trials:
             self.writer.trial_finished(trial.number)
             if bar is not None:
                 bar.update(self.study, trial_status(trial))
-            if say is not print:
-                say(trial)
+            if per_trial is not None:
+                per_trial(trial)
 
         try:
             if self.spec.workers > 1:

@@ -130,9 +130,9 @@ def start_hpexp(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def writer_pids(where: Path) -> list[int]:
-    """Live `python -m hpexp.background` processes whose working directory is `where` (they
-    run in sessions of their own, so /proc is the way to find them)."""
+def pids_in(where: Path, module: bytes) -> list[int]:
+    """Live processes `python -m <module>` whose working directory is `where` (they may run in
+    sessions of their own, so /proc is the way to find them); zombies are not alive."""
     where = where.resolve()
     found = []
     for entry in Path("/proc").iterdir():
@@ -141,11 +141,17 @@ def writer_pids(where: Path) -> list[int]:
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             cwd = Path(os.readlink(entry / "cwd"))
-        except OSError:  # gone, a zombie, or not ours
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # gone, or not ours
             continue
-        if b"hpexp.background" in argv and cwd == where:
+        if module in argv and cwd == where and state != "Z":
             found.append(int(entry.name))
     return found
+
+
+def writer_pids(where: Path) -> list[int]:
+    """Live background MLflow writers (`python -m hpexp.background`) working in `where`."""
+    return pids_in(where, b"hpexp.background")
 
 
 def wait_for_writers(where: Path, limit: float = HPEXP_TIMEOUT) -> None:

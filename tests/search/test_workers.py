@@ -21,6 +21,7 @@ from .conftest import (
     journal_study,
     one_line,
     params_key,
+    pids_in,
     start_hpexp,
     tiny,
     wait_for_writers,
@@ -41,19 +42,7 @@ LONGER = tiny(
 
 def worker_pids(where: Path) -> list[int]:
     """Live `python -m hpexp.workers` processes working in `where`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes()
-            cwd = Path(os.readlink(entry / "cwd"))
-            state = (entry / "stat").read_text().split(")")[-1].split()[0]
-        except OSError:
-            continue
-        if b"hpexp.workers" in argv and cwd == where.resolve() and state != "Z":
-            found.append(int(entry.name))
-    return found
+    return pids_in(where, b"hpexp.workers")
 
 
 def wait_until(condition, limit: float = 120.0, what: str = "") -> None:
