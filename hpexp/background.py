@@ -19,6 +19,7 @@ and ends the study's run only when it finds the study done.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import select
@@ -39,20 +40,42 @@ _DETACHED: list[subprocess.Popen[str]] = []
 
 
 class BackgroundSync:
-    """The study process's end of the pipe: `trial_finished(n)`, then `close(status)`."""
+    """The study process's end of the pipe: `start(config)`, `trial_finished(n)`, then
+    `close(status)`; or `discard()` before `start`. The writer starts when the object is
+    made, and imports MLflow while the study is checked and opened."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, tracking_uri: str = "") -> None:
+        """`tracking_uri`: its scheme says which MLflow store to import ahead (only that is
+        passed: a URL may hold a password)."""
         # One BLAS thread and a lower priority: the writer must not take the trainer's core.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict.fromkeys(BLAS_THREADS, "1")}
+        scheme = tracking_uri.partition(":")[0].partition("+")[0]
         self.proc: subprocess.Popen[str] | None = subprocess.Popen(
-            [sys.executable, "-m", "hpexp.background"],
+            [sys.executable, "-m", "hpexp.background", scheme],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,  # Ctrl-C in the terminal reaches the study, not the writer
             env=env,
         )
+        self.started = False
+
+    def start(self, config: dict[str, Any]) -> None:
+        """Tell the writer what to write: the study, its stores, its trials' model files."""
+        self.started = True
         self._send(config)
+
+    def discard(self) -> None:
+        """Stop a writer that was never started (it has written nothing)."""
+        if self.proc is not None and not self.started:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+            self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                with contextlib.suppress(OSError):
+                    if pipe is not None:
+                        pipe.close()
+            self.proc = None
 
     def _send(self, message: dict[str, Any]) -> None:
         if self.proc is None or self.proc.stdin is None:
@@ -102,8 +125,14 @@ class BackgroundSync:
 # -- the child ----------------------------------------------------------------------------------
 
 
+#: The study's store URLs: their passwords are masked in every message (see `_warn`).
+_URLS: list[str] = []
+
+
 def _warn(text: str) -> None:
-    print(f"hpexp: warning: {text}", file=sys.stderr, flush=True)
+    from hpexp.search.factories import scrub
+
+    print(f"hpexp: warning: {scrub(text, *_URLS)}", file=sys.stderr, flush=True)
 
 
 def _problem(e: BaseException) -> str:
@@ -208,16 +237,6 @@ def _answer(reply: IO[str], result: dict[str, Any], log: Path) -> None:
         os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), 2)
 
 
-def _warm_up() -> None:
-    """Import what the study's end needs (plots, the pyfunc model) while trials still run."""
-    with contextlib.suppress(Exception):
-        import mlflow.pyfunc  # noqa: F401
-        import optuna.visualization.matplotlib  # noqa: F401
-
-        import hpexp.report.plots
-        import hpexp.tracking.pyfunc  # noqa: F401
-
-
 def _yield_to_training() -> None:
     """Run only on CPU time that training leaves idle (SCHED_IDLE on Linux, else nice 19):
     with a worker per core, MLflow waits for the gaps between trials and the study's end."""
@@ -228,15 +247,29 @@ def _yield_to_training() -> None:
             os.nice(19)
 
 
+def _import_store(scheme: str) -> None:
+    """Import the MLflow store for URIs of `scheme` (about a second of imports)."""
+    with contextlib.suppress(Exception):
+        if scheme in ("http", "https", "databricks"):
+            importlib.import_module("mlflow.store.tracking.rest_store")
+        elif scheme:
+            importlib.import_module("mlflow.store.tracking.sqlalchemy_store")
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _yield_to_training()
+    import optuna  # what writing needs, imported before the study is known
+
+    import hpexp.study
+    import hpexp.sync  # noqa: F401
+
+    _import_store(sys.argv[1] if len(sys.argv) > 1 else "")
     first = sys.stdin.readline()
     if not first:
         return 0
     config = json.loads(first)
-    import optuna
-
+    _URLS[:] = [str(config.get("tracking_uri", "")), str(config.get("storage", ""))]
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # this process only reads the study
     try:
         writer = _Writer(config)
@@ -244,7 +277,8 @@ def main() -> int:
         _warn(f"cannot write MLflow runs ({_problem(e)}); run: hpexp sync {config['study']}")
         return 1
     writer.attempt(lambda: None)  # open the store, catch up on earlier runs
-    _warm_up()
+    # What only the study's end needs (plots, the pyfunc model) is imported there: imported
+    # while trials run, it would delay their runs behind a few seconds of imports.
     for line in sys.stdin:
         message = json.loads(line)
         if "trial" in message:

@@ -6,16 +6,20 @@
     hpexp services up | down | status     (a local PostgreSQL and MLflow server for workers)
     hpexp list | show STUDY [--all] | best STUDY | ui | predict MODEL DATA.csv | datasets
 
-Bad input prints one line on stderr and exits with code 2.
+Bad input prints one line on stderr and exits with code 2; run, worker and ui stopped by a
+signal exit with 128 + its number (Ctrl-C 130, SIGTERM 143).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from hpexp.errors import DataError, HpexpError
 
@@ -35,7 +39,9 @@ def _study_run(p: argparse.ArgumentParser) -> None:
     """What `run` and `worker` take: the study, its budget, overrides, places, heartbeat."""
     p.add_argument("study", help="study file (studies/quickstart.yaml) or name under studies/")
     p.add_argument("--n-trials", type=int, help="total finished trials to reach")
-    p.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    p.add_argument(
+        "--timeout", type=_seconds, metavar="S", help="stop starting trials after S seconds"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -66,10 +72,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """A finite number of seconds > 0 (not nan, inf or negative)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit code 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(line.strip() for line in message.splitlines() if line.strip())
+        self.exit(2, f"{self.prog}: error: {text}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from hpexp import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hpexp",
         description="Hyperparameter search for a NumPy L-layer network: Optuna searches, "
         "MLflow tracks.",
@@ -176,8 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"hpexp: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or a study stopped by a signal: 128 + its number
+        return 128 + int(getattr(e, "signum", signal.SIGINT))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -273,9 +298,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     import hpexp
+
+    model = hpexp.load_model(args.model)  # checked completely before pandas is even imported
     from hpexp.predict import predict_csv
 
-    model = hpexp.load_model(args.model)
     table = predict_csv(model, args.data)
     if args.output:
         try:

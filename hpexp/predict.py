@@ -175,7 +175,15 @@ def _vector(meta: dict, key: str, n: int, default: float) -> np.ndarray:
     value = meta.get(key)
     if value is None:
         return np.full(n, default)
-    array = np.asarray(value, dtype=np.float64).reshape(-1)
+    try:
+        array = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or not np.isfinite(array).all():
+        raise DataError(
+            f"model metadata {key} must be a list of finite numbers; save the model again with "
+            "matching metadata"
+        )
     if array.size != n:
         raise DataError(
             f"model metadata {key} has {array.size} values but the model needs {n}; save the "

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -29,8 +29,9 @@ from hpexp.data import Dataset
 from hpexp.errors import DataError, SpecError
 from hpexp.nn._memory import keep_freed_memory
 from hpexp.result import StudyResult
-from hpexp.search.factories import models_root, redact_url
+from hpexp.search.factories import models_root, redact_url, unmask_url
 from hpexp.search.objective import ModelFiles, Objective, worker_id
+from hpexp.search.places import check_places
 from hpexp.search.runner import (
     finished_count,
     open_study,
@@ -41,13 +42,15 @@ from hpexp.search.runner import (
 from hpexp.search.spec import StudySpec, check_workers, load_spec, study_dataset
 from hpexp.search.states import STATUSES, trial_status
 from hpexp.search.stop import Stop, StopRequest, signals_request
-from hpexp.sync import Syncer, SyncReport
 from hpexp.tracking.stores import (
     absolute_uri,
     check_reachable,
     check_tracking_uri,
     ensure_store_readable,
 )
+
+if TYPE_CHECKING:  # MLflow is imported by the writer, not by the process that trains
+    from hpexp.sync import Syncer, SyncReport
 
 __all__ = ["check_study", "load_study", "run_study", "sync_study", "work_study"]
 
@@ -123,9 +126,29 @@ def _run(
     wait_for_mlflow: bool,
     joining: bool = False,
 ) -> Any:
+    writer = BackgroundSync(spec.tracking_uri)  # imports MLflow while the study is opened
+    try:
+        return _run_with(
+            writer, spec, limits, heartbeat, progress, verbose, wait_for_mlflow, joining
+        )
+    finally:
+        writer.discard()  # one never started (bad input, a refused study): stopped unused
+
+
+def _run_with(
+    writer: BackgroundSync,
+    spec: StudySpec,
+    limits: tuple[int | None, float | None],
+    heartbeat: int | None,
+    progress: bool,
+    verbose: bool,
+    wait_for_mlflow: bool,
+    joining: bool,
+) -> Any:
     budget, timeout = _budget(spec, *limits)
     dataset = _dataset(spec)
     check_reachable(spec.tracking_uri, spec.source)
+    check_places(spec)  # the Optuna storage file and the models folder can be created
     ensure_store_readable(spec.tracking_uri)
     say = print if verbose else (lambda *a, **k: None)
     stop = StopRequest()
@@ -137,12 +160,13 @@ def _run(
         config = _writer_config(spec, dataset, models)
         if joining:
             config |= {"worker": worker_id(), "n_trials": budget}
-        writer = BackgroundSync(config)
+        writer.start(config)
         if not joining:
             say(_header(spec, dataset, study_obj, budget, timeout))
         run = _Trials(spec, study_obj, writer, (budget, timeout), heartbeat)
         per_trial = _trial_line(spec, say) if joining else None
         status, stopped = run.optimize(dataset, models, stop, progress, (say, per_trial))
+        signum = stop.signum  # the stop's signal: _close_writer forgets a stop it handled
         reply = _close_writer(writer, (status, wait_for_mlflow), stop, spec.name, say)
     if not reply.get("ok"):
         say(f"MLflow is not up to date; write it with: hpexp sync {spec.name}", file=sys.stderr)
@@ -150,7 +174,7 @@ def _run(
         say(f"worker {worker_id()} stopped: {_why(stopped, study_obj, budget)}")
     if status == "KILLED" or reply.get("abandoned"):
         say(f"interrupted: run the same command again to resume study '{spec.name}'")
-        raise Stop(stop.signum or signal.SIGINT)
+        raise Stop(signum or stop.signum or signal.SIGINT)
     if joining:
         return stopped
     ids = reply.get("run_ids") if reply.get("ok") else None
@@ -256,7 +280,7 @@ def check_study(
 def _with_places(spec: StudySpec, storage: str | None, tracking_uri: str | None) -> StudySpec:
     """The spec with storage/tracking overrides, and the MLflow URI made absolute (MLflow keeps
     one store per URI string per process, so a relative path must not follow the cwd)."""
-    uri = tracking_uri or spec.tracking_uri
+    uri = unmask_url(tracking_uri or spec.tracking_uri)  # a stored URL has its password masked
     check_tracking_uri(uri, spec.source)
     changes: dict[str, Any] = {"tracking_uri": absolute_uri(uri)}
     if storage:
@@ -317,7 +341,7 @@ def _header(
         + f"; {done} trials done"
         + (f", {todo} to go" if todo is not None else "")
         + (f", {timeout:g} s limit" if timeout else "")
-        + (f"; {requeued} queued (baselines or interrupted trials)" if requeued else "")
+        + (f"; {requeued} queued (the next proposal, baselines, re-runs)" if requeued else "")
         + f"\n  Optuna: {redact_url(spec.storage)}   MLflow: {redact_url(spec.tracking_uri)}"
     )
 
@@ -484,6 +508,8 @@ def _syncer(
     if example is None or dataset_name is None:
         ds = _dataset(spec)
         example, dataset_name = input_example(ds), ds.name
+    from hpexp.sync import Syncer
+
     syncer = Syncer(spec, study, models, dataset_name)
     frame = example
 

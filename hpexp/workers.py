@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hpexp.background import BLAS_THREADS
+from hpexp.lifeline import die_with_parent
 from hpexp.search.stop import StopRequest
 
 __all__ = ["WorkerPool", "threads_per_worker"]
@@ -127,17 +128,6 @@ class WorkerPool:
 # -- a worker -----------------------------------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    """Stop (SIGTERM, a clean stop) when the study process dies, even by kill -9."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before that was set
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def _say(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
@@ -158,7 +148,9 @@ def main() -> int:
 
     stop = StopRequest()
     with quiet_optuna(), signals_request(stop):
-        _die_with_parent(int(config["parent"]))
+        # stop (SIGTERM, a clean stop) when the study process dies, even by kill -9
+        if not die_with_parent(int(config["parent"])):  # it died before that was set
+            os.kill(os.getpid(), signal.SIGTERM)
         try:
             spec, _ = reopen_study(config["study"], config["storage"])
             study = join_study(spec, int(config["worker"]), config.get("heartbeat"))

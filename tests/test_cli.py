@@ -171,7 +171,6 @@ def test_run_bad_csv_is_one_line(workdir: Path, capsys: pytest.CaptureFixture[st
     ("args", "expected"),
     [
         pytest.param(["--n-trials", "0"], ("n_trials", "got 0"), id="n-trials-0"),
-        pytest.param(["--timeout", "-1"], ("timeout", "got -1"), id="timeout-negative"),
     ],
 )
 def test_run_bad_arguments(

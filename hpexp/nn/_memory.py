@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,9 @@ _GLIBC_DEFAULT = 128 * 1024  # glibc's initial mmap and trim thresholds
 _depth = 0  # nested `train` calls keep the setting until the outermost ends
 
 
+@functools.cache
 def _mallopt() -> Any:
+    """glibc's mallopt, looked up once (finding libc runs `ldconfig -p`), else None."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc.mallopt

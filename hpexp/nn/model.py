@@ -7,14 +7,15 @@ come as a pair (see `losses.py`) so that dZ[L] = AL − Y.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from hpexp.errors import ConfigError
 from hpexp.nn.activations import get_activation
-from hpexp.nn.init import init_weights
+from hpexp.nn.init import INITS, init_weights
+from hpexp.nn.limits import check_model_size, count_parameters, describe
 from hpexp.nn.losses import get_output
 
 Array = np.ndarray
@@ -40,7 +41,9 @@ class MLP:
 
     `activation` is one name for every hidden layer or a list with one name per hidden layer;
     `output` is "sigmoid" (binary cross-entropy), "softmax" (categorical cross-entropy) or
-    "linear" (mean squared error); `init` is "he", "xavier" or "normal".
+    "linear" (mean squared error); `init` is "he", "xavier" or "normal". `parameters`
+    ({"W1": ..., "b1": ..., ...}, shapes checked) replaces the initialization. A network over
+    the size limit (see `hpexp.nn.limits`) is refused before anything is allocated.
     """
 
     def __init__(
@@ -51,6 +54,8 @@ class MLP:
         init: str = "he",
         seed: int = 0,
         dtype: str = "float64",
+        *,
+        parameters: Mapping[str, Array] | None = None,
     ) -> None:
         dims = list(layer_dims) if isinstance(layer_dims, (Sequence, np.ndarray)) else []
         if len(dims) < 2 or not all(
@@ -70,6 +75,9 @@ class MLP:
             raise ConfigError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+        if not isinstance(init, str) or init not in INITS:
+            raise ConfigError(f"unknown init {init!r}; choose one of: {', '.join(sorted(INITS))}")
+        check_model_size(count_parameters(dims), str(dtype), what=describe(dims))
         self.layer_dims = tuple(int(n) for n in dims)
         self.activations = tuple(get_activation(n).name for n in names)
         self.output = get_output(output).name
@@ -82,8 +90,11 @@ class MLP:
         # Dictionary keys per layer l = 1..L: ("Wl", "bl") and ("dWl", "dbl", "dA{l-1}").
         self._names = [(f"W{l}", f"b{l}") for l in range(1, self.L + 1)]
         self._grad_names = [(f"dW{l}", f"db{l}", f"dA{l - 1}") for l in range(1, self.L + 1)]
-        rng = np.random.default_rng(self.seed)
         self._parameters: dict[str, Array] = {}
+        if parameters is not None:
+            self.parameters = dict(parameters)
+            return
+        rng = np.random.default_rng(self.seed)
         for l in range(1, self.L + 1):
             n, n_prev = self.layer_dims[l], self.layer_dims[l - 1]
             self._parameters[f"W{l}"] = init_weights(init, rng, n, n_prev).astype(self.dtype)
@@ -103,7 +114,7 @@ class MLP:
 
     @parameters.setter
     def parameters(self, new: dict[str, Array]) -> None:
-        expected = {k: v.shape for k, v in self._parameters.items()}
+        expected = self.shapes()
         if set(new) != set(expected):
             raise ConfigError(
                 f"parameters must have exactly the keys {sorted(expected)}, got {sorted(new)}"
@@ -115,6 +126,14 @@ class MLP:
                 raise ConfigError(f"parameter {key} must have shape {shape}, got {value.shape}")
             converted[key] = np.ascontiguousarray(value)
         self._parameters = converted
+
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        """{"W1": (n1, n0), "b1": (n1, 1), ...}: the shape of every parameter, from layer_dims."""
+        shapes = {}
+        for l in range(1, self.L + 1):
+            n, n_prev = self.layer_dims[l], self.layer_dims[l - 1]
+            shapes[f"W{l}"], shapes[f"b{l}"] = (n, n_prev), (n, 1)
+        return shapes
 
     @property
     def n_params(self) -> int:

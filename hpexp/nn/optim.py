@@ -20,6 +20,7 @@ class Optimizer:
     """Base: plain gradient descent, W -= α dW."""
 
     name = "gd"
+    state_copies = 0  # arrays shaped like the parameters that the optimizer keeps
 
     def __init__(self, parameters: dict[str, Array], **hyper: float) -> None:
         self.t = 0  # number of updates so far (Adam's bias correction needs it)
@@ -41,6 +42,7 @@ class Momentum(Optimizer):
     """v = β v + (1−β) dW;  W −= α v."""
 
     name = "momentum"
+    state_copies = 1  # v
 
     def __init__(self, parameters: dict[str, Array], *, beta: float = 0.9, **_: float) -> None:
         super().__init__(parameters)
@@ -59,6 +61,7 @@ class RMSprop(Optimizer):
     """s = β2 s + (1−β2) dW²;  W −= α dW / (√s + ε)."""
 
     name = "rmsprop"
+    state_copies = 1  # s
 
     def __init__(
         self,
@@ -85,6 +88,7 @@ class Adam(Optimizer):
     """v, s as momentum and RMSprop, bias-corrected by 1−β^t;  W −= α v̂ / (√ŝ + ε)."""
 
     name = "adam"
+    state_copies = 2  # v, s
 
     def __init__(
         self,

@@ -16,11 +16,13 @@ import numpy as np
 from hpexp.errors import ConfigError
 from hpexp.nn import optim
 from hpexp.nn._memory import keep_freed_memory
+from hpexp.nn.limits import check_model_size, describe, training_copies
 from hpexp.nn.metrics import _evaluate
 from hpexp.nn.model import MLP
 
 Array = np.ndarray
 Callback = Callable[[int, dict[str, float]], bool | None]
+_FIRST_COSTS = 1024  # entries of the cost history before it first grows
 
 __all__ = ["History", "TrainConfig", "train"]
 
@@ -153,8 +155,22 @@ def train(
         if X_val.shape[1] == 0:
             X_val = Y_val = None
 
+    check_model_size(
+        model.n_params,
+        model.dtype,
+        copies=training_copies(config.optimizer),
+        what=f"training {describe(model.layer_dims)} with {config.optimizer} (parameters, "
+        "gradients, rollback snapshot and optimizer state)",
+    )
     with keep_freed_memory():
         return _loop(model, X, Y, X_val, Y_val, callback, config)
+
+
+def _grown(costs: Array, most: int) -> Array:
+    """`costs` in an array twice as long (at most `most` entries), its values kept."""
+    grown = np.empty(min(2 * costs.size, most))
+    grown[: costs.size] = costs
+    return grown
 
 
 def _loop(
@@ -175,7 +191,11 @@ def _loop(
     opt = optim.make(
         c.optimizer, model.parameters, beta=c.beta, beta1=c.beta1, beta2=c.beta2, epsilon=c.epsilon
     )
-    history = History(costs=np.full(c.iterations + 1, np.nan))
+    history = History(costs=np.empty(0))
+    # The cost history grows with the run (doubling, so amortised O(1) per update) instead of
+    # being allocated for `iterations` up front: a run stopped or pruned early never pays for
+    # the iterations it did not run, and a huge `iterations` does not exhaust memory at once.
+    costs = np.empty(min(c.iterations + 1, _FIRST_COSTS))
     snapshot = {k: p.copy() for k, p in model.parameters.items()}
     start = time.perf_counter()
     Xs, Ys = X, Y
@@ -197,7 +217,9 @@ def _loop(
             # forward
             AL, caches = model._forward(Xb, c.dropout, rng)
             cost = model.cost(AL, Yb, l2=c.l2)
-            history.costs[t] = cost
+            if t == costs.size:
+                costs = _grown(costs, c.iterations + 1)
+            costs[t] = cost
             if not math.isfinite(cost):
                 model.parameters = snapshot
                 history.stop_reason = "diverged"
@@ -214,6 +236,9 @@ def _loop(
                     # this update overflowed; without a next step the cost check cannot see it
                     model.parameters = snapshot
                     history.stop_reason = "diverged"
+                    if t == costs.size:
+                        costs = _grown(costs, c.iterations + 1)
+                    costs[t] = np.nan  # the cost of the overflowed parameters
                     break
                 snapshot = {k: p.copy() for k, p in model.parameters.items()}
                 metrics = {"cost": cost}
@@ -228,6 +253,7 @@ def _loop(
         if history.stop_reason != "completed":
             break
     history.iterations_run = t
-    history.costs = history.costs[: t + (history.stop_reason == "diverged")]
+    n = t + (history.stop_reason == "diverged")
+    history.costs = costs[:n] if n == costs.size else costs[:n].copy()
     history.seconds = time.perf_counter() - start
     return history

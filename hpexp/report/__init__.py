@@ -1,5 +1,3 @@
-"""Reports of finished studies: figures (and, later, tables and comparisons)."""
+"""Reports of finished studies: tables and comparisons (`tables`), figures (`plots`).
 
-from hpexp.report.plots import save_study_plots
-
-__all__ = ["save_study_plots"]
+Nothing is imported here: the figures need matplotlib, which a table does not."""

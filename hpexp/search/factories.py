@@ -16,13 +16,16 @@ from hpexp.errors import SpecError
 
 __all__ = [
     "StaleTrials",
+    "connect_timeout",
     "constructor",
     "make_pruner",
     "make_sampler",
     "make_storage",
     "models_root",
     "redact_url",
+    "scrub",
     "stream_seed",
+    "unmask_url",
 ]
 
 
@@ -129,16 +132,21 @@ def make_storage(url: str, heartbeat: int | None = None) -> optuna.storages.Base
         return _database(url, heartbeat or HEARTBEAT_SECONDS)
     if kind == "grpc":
         return _grpc_proxy(url)
-    from optuna.storages.journal import JournalFileBackend
-
     from hpexp.search.journal import repair_journal
+    from hpexp.search.journal_file import TrialSyncedJournal
 
     path = Path(url.removeprefix("journal:")).resolve()  # a study object outlives a chdir
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SpecError(
+            f"storage '{path}': cannot create its folder ({e.strerror or e}); give --storage "
+            "a path in a folder you can write to"
+        ) from None
     warning = repair_journal(path)
     if warning:
         print(f"hpexp: warning: {warning}", file=sys.stderr)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return optuna.storages.JournalStorage(TrialSyncedJournal(str(path)))
 
 
 def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
@@ -148,9 +156,10 @@ def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
     retry = retry or storages.RetryFailedTrialCallback
 
+    shown, url = redact_url(url), unmask_url(url)
     engine: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("postgresql"):
-        engine["connect_args"] = {"connect_timeout": CONNECT_SECONDS}
+    if connect_timeout(url, CONNECT_SECONDS):
+        engine["connect_args"] = connect_timeout(url, CONNECT_SECONDS)
     elif url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}  # writers queue instead of "database is locked"
     for attempt in range(6):
@@ -169,10 +178,19 @@ def _database(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
                 time.sleep(0.2 + random.random() * (attempt + 1))
                 continue
             raise SpecError(
-                f"storage '{redact_url(url)}': cannot open it ({_first_line(e)}); "
+                f"storage '{shown}': cannot open it ({scrub(_first_line(e), url)}); "
                 + _storage_fix(url, e)
             ) from None
     raise AssertionError("unreachable")
+
+
+def connect_timeout(url: str, seconds: int) -> dict[str, Any]:
+    """SQLAlchemy `connect_args` that bound a database driver's connect to `seconds` ({} for
+    a driver hpexp does not know to take one)."""
+    scheme = url.split("://", 1)[0]
+    if scheme.startswith("postgresql") or scheme in ("mysql", "mysql+pymysql", "mysql+mysqldb"):
+        return {"connect_timeout": seconds}
+    return {}
 
 
 class StaleTrials:
@@ -272,5 +290,43 @@ def redact_url(url: str) -> str:
         return url
     if parts.password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    netloc = parts.netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+#: What a password is replaced by wherever a URL is shown or stored.
+MASK = "***"
+
+
+def unmask_url(url: str) -> str:
+    """`url` as stored or shown (password masked) made usable again: a masked password is
+    dropped, so that the driver reads it from its own sources (for PostgreSQL, libpq's
+    PGPASSWORD, then the password file PGPASSFILE or ~/.pgpass; for an MLflow server,
+    MLFLOW_TRACKING_PASSWORD). Any other URL is returned as it is."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password != MASK:
+        return url
+    netloc = parts.netloc.replace(f":{MASK}@", "@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def scrub(text: str, *urls: str) -> str:
+    """`text` (an error message, a log line) with the password of each of `urls` masked
+    wherever it appears, as written in the URL or decoded."""
+    from urllib.parse import unquote, urlsplit
+
+    for url in urls:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            continue
+        if not password or password == MASK:
+            continue
+        for form in {password, unquote(password)}:
+            text = text.replace(form, MASK)
+    return text

@@ -1,10 +1,11 @@
 """A trial's learning curve reported to Optuna without making training wait for the storage.
 
-Each report written to the journal file is an fsync (several milliseconds), and a quickstart
-trial reports up to 80 validation points. `Reports` keeps the trial's reported values in memory
-and asks the study's pruner from them, as `Trial.should_prune` does (the same trial, the same
-values), while a thread writes them to the storage behind the training. `flush()` waits for
-the writes; the trial is told only after it.
+On a database each report is a round trip and a commit (milliseconds), and a quickstart trial
+reports up to 80 validation points. `Reports` keeps the trial's reported values in memory and
+asks the study's pruner from them, as `Trial.should_prune` does (the same trial, the same
+values), while a thread writes them to a database behind the training. `flush()` waits for
+the writes; the trial is told only after it. A journal file is written at once: an append
+without fsync (see `journal_file`) costs less than handing the value to a thread.
 
 Pruners that compare with completed trials only (median, percentile) and those that compare
 with nothing (threshold, none) are asked against an in-memory copy of the study's completed
@@ -47,6 +48,7 @@ class Reports:
         self._trial: optuna.trial.FrozenTrial | None = None
         self._view: optuna.Study | None = None  # the completed trials, in memory
         self._copied: set[int] = set()
+        self._inline = False  # written at once (a journal file), else by the thread
 
     def start(self, trial: optuna.Trial) -> None:
         study = trial.study
@@ -54,6 +56,7 @@ class Reports:
             self._view, self._copied = None, set()
         self._study = study
         self._trial = study._storage.get_trial(trial._trial_id)
+        self._inline = isinstance(study._storage, optuna.storages.JournalStorage)
         if type(study.pruner) in IN_MEMORY_PRUNERS:
             self._refresh_view(study)
 
@@ -75,6 +78,9 @@ class Reports:
         if step in self._trial.intermediate_values:
             return
         self._trial.intermediate_values[step] = value
+        if self._inline:
+            self._study._storage.set_trial_intermediate_value(self._trial._trial_id, step, value)
+            return
         self._queue.put((self._study._storage, self._trial._trial_id, step, value))
         if self._thread is None:
             self._thread = threading.Thread(target=self._write, name="hpexp-reports", daemon=True)

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import warnings
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,7 +52,9 @@ from hpexp.search.states import (
 
 __all__ = [
     "MAX_DUPLICATES_IN_A_ROW",
+    "ask",
     "budget_state",
+    "create_study",
     "finished_count",
     "join_study",
     "list_studies",
@@ -61,6 +64,7 @@ __all__ = [
     "quiet_optuna",
     "recover_dead",
     "reopen_study",
+    "twin",
 ]
 
 #: A sampler that proposes only configurations already tried this many times in a row has
@@ -107,7 +111,7 @@ def open_study(spec: StudySpec, *, worker: int = 0, heartbeat: int | None = None
     if existing is not None:
         check_identity(spec, existing.user_attrs.get("identity"))
     trials_before = len(existing.trials) if existing is not None else 0
-    study = _create(spec, storage, _stream(trials_before, worker))
+    study = create_study(spec, storage, _stream(trials_before, worker))
     if "identity" not in study.user_attrs:  # new, or its creation was cut short
         _describe(spec, study)
     with host_lock(spec):
@@ -120,7 +124,7 @@ def join_study(spec: StudySpec, worker: int, heartbeat: int | None = None) -> op
     """The study opened (by `open_study`) in another process, for worker `worker` of this host."""
     storage = make_storage(spec.storage, heartbeat)
     existing = optuna.load_study(study_name=spec.name, storage=storage)
-    return _create(spec, storage, _stream(len(existing.trials), worker))
+    return create_study(spec, storage, _stream(len(existing.trials), worker))
 
 
 def _stream(trials_before: int, worker: int) -> tuple[int, ...]:
@@ -132,10 +136,15 @@ def _stream(trials_before: int, worker: int) -> tuple[int, ...]:
     return (trials_before, worker, host, os.getpid())
 
 
-def _create(
+#: The sampler stream each study object was opened with (see `_stream`).
+_STREAMS: weakref.WeakKeyDictionary[optuna.Study, tuple[int, ...]] = weakref.WeakKeyDictionary()
+
+
+def create_study(
     spec: StudySpec, storage: optuna.storages.BaseStorage, stream: tuple[int, ...]
 ) -> optuna.Study:
-    return optuna.create_study(
+    """The study object (created in the storage if new) whose sampler draws from `stream`."""
+    study = optuna.create_study(
         study_name=spec.name,
         storage=storage,
         sampler=make_sampler(spec.sampler, spec.seed, _grid(spec), stream),
@@ -143,6 +152,8 @@ def _create(
         directions=spec.directions,  # type: ignore[arg-type]
         load_if_exists=True,
     )
+    _STREAMS[study] = stream
+    return study
 
 
 @contextlib.contextmanager
@@ -255,17 +266,43 @@ def optimize(
     running trials fill it, the process waits, in case one of them ends without counting
     (except through the gRPC proxy, which cannot tell whether their workers are alive).
 
-    A proposal equal to a configuration the study already finished or is running is not
-    trained: it is recorded as a `duplicate` (not counted) and the next proposal is drawn at
-    random. KeyboardInterrupt (Ctrl-C, SIGTERM) marks the running trial interrupted and
-    propagates; the next run re-queues it.
+    The next trial is sampled while the current one trains, by a `Proposer` process that
+    parks it in the study's queue. A proposal equal to a configuration the study already
+    finished or is running is not trained: it is recorded as a `duplicate` (not counted) and
+    the next proposal is drawn at random. KeyboardInterrupt (Ctrl-C, SIGTERM) marks the
+    running trial interrupted and propagates; the next run re-queues it.
     """
+    from hpexp.search.proposer import Proposer
+
+    proposer = Proposer.start(study, spec, n_trials, _STREAMS.get(study, ()))
+    try:
+        return _optimize(study, spec, objective, n_trials, timeout, on_trial, proposer)
+    finally:
+        if proposer is not None:
+            proposer.close()
+
+
+def _optimize(
+    study: optuna.Study,
+    spec: StudySpec,
+    objective: Objective,
+    n_trials: int | None,
+    timeout: float | None,
+    on_trial: OnTrial,
+    proposer: Any,
+) -> str:
     start = time.monotonic()
     in_a_row = 0
     while True:
         objective.stop.check()
         if timeout is not None and time.monotonic() - start >= timeout:
             return "timeout"
+        if proposer is not None:
+            proposed, duplicates = proposer.ready(objective.stop)
+            for frozen in duplicates:
+                on_trial(frozen)
+            if proposed == "exhausted":
+                return "exhausted"
         with host_lock(spec):
             for stale in _fail_stale(study):
                 on_trial(stale)  # a dead worker's trial: this process writes its record
@@ -275,16 +312,18 @@ def optimize(
             room = n_trials is None or finished + running < n_trials
             if not room and not _finds_dead_workers(study):
                 return "budget"  # the running trials fill it, and nothing can tell if they end
-            asked = _ask(study, spec, random_proposal=in_a_row > 0) if room else None
+            asked = ask(study, spec, random_proposal=in_a_row > 0) if room else None
             if asked is not None:
-                twin = _twin(study, *asked)
-                if twin is not None:
-                    asked[0].set_user_attr("fail_reason", f"{DUPLICATE} of trial {twin}")
+                repeat = twin(study, *asked)
+                if repeat is not None:
+                    asked[0].set_user_attr("fail_reason", f"{DUPLICATE} of trial {repeat}")
                     frozen = study.tell(asked[0], state=TrialState.FAIL)
         if asked is None:  # the running trials fill the budget: wait for them
             _wait_for_running(study, spec, objective)
             continue
-        if twin is None:
+        if proposer is not None:
+            proposer.ahead()
+        if repeat is None:
             frozen = _run_trial(study, objective, *asked)
         in_a_row = in_a_row + 1 if trial_status(frozen) == "duplicate" else 0
         on_trial(frozen)
@@ -361,8 +400,9 @@ def _run_trial(
         return study.tell(trial, state=TrialState.FAIL)
 
 
-def _ask(study: optuna.Study, spec: StudySpec, random_proposal: bool) -> tuple[Any, dict]:
-    """A new trial and its configuration; drawn at random after a duplicate proposal."""
+def ask(study: optuna.Study, spec: StudySpec, random_proposal: bool) -> tuple[Any, dict]:
+    """The next trial (the first queued one, else a new one) and its configuration; drawn at
+    random after a duplicate proposal."""
     sampler = study.sampler
     if random_proposal and spec.sampler["name"] not in SELF_PLACING:
         number = len(study.get_trials(deepcopy=False))
@@ -380,7 +420,7 @@ def _ask(study: optuna.Study, spec: StudySpec, random_proposal: bool) -> tuple[A
         study.sampler = sampler
 
 
-def _twin(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]) -> int | None:
+def twin(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]) -> int | None:
     """The number of a finished or running trial with the same configuration, unless this
     trial was asked for (an enqueued baseline or a re-run of an interrupted trial)."""
     asked = study._storage.get_trial(trial._trial_id)

@@ -12,8 +12,10 @@ import difflib
 import functools
 import inspect
 import json
+import math
 import os
 import re
+import reprlib
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,8 +25,11 @@ from typing import Any
 import yaml
 
 from hpexp.data import Dataset, load_dataset
-from hpexp.errors import DataError, SpecError
+from hpexp.errors import ConfigError, DataError, SpecError
+from hpexp.nn.limits import check_model_size, count_parameters, training_copies
 from hpexp.search.hyperparams import HYPERPARAMETERS, OUTPUT_FOR_TASK, check_value
+from hpexp.search.places import name_problem
+from hpexp.search.yaml_input import load_yaml
 
 __all__ = [
     "METRICS",
@@ -164,7 +169,7 @@ def load_spec(
                 f"{path}: cannot read the study file ({reason}); give a YAML text file"
             ) from None
         try:
-            doc = yaml.safe_load(text)
+            doc = load_yaml(text, str(path))
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark else ""
@@ -194,7 +199,7 @@ def _apply_override(doc: dict[str, Any], item: str, origin: str) -> None:
     if not sep or not key.strip():
         raise SpecError(f"--set {item!r}: write key=value, e.g. --set budget.n_trials=10")
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml(text, f"--set {key.strip()}")
     except yaml.YAMLError:
         raise SpecError(f"--set {item!r}: the value is not valid YAML") from None
     parts = key.strip().split(".")
@@ -240,6 +245,8 @@ class _Validator:
         name = doc["name"]
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise self.fail("name", "must be letters, digits, '_', '.' or '-' (e.g. quickstart)")
+        if name_problem(name):
+            raise self.fail("name", str(name_problem(name)))
         description = doc.get("description") or ""
         if not isinstance(description, str):
             raise self.fail("description", "must be text")
@@ -263,7 +270,9 @@ class _Validator:
         if n_trials is not None and not (_is_int(n_trials) and n_trials > 0):
             raise self.fail("budget.n_trials", f"must be an integer > 0, got {n_trials!r}")
         if timeout is not None and not (_is_num(timeout) and timeout > 0):
-            raise self.fail("budget.timeout", f"must be a number of seconds > 0, got {timeout!r}")
+            raise self.fail(
+                "budget.timeout", f"must be a finite number of seconds > 0, got {timeout!r}"
+            )
         if n_trials is None and timeout is None:
             raise self.fail("budget", "set n_trials, timeout or both")
         repeats = doc.get("repeats", 1)
@@ -280,7 +289,11 @@ class _Validator:
         experiment = tracking.get("experiment") or name
         if not isinstance(uri, str) or not isinstance(experiment, str):
             raise self.fail("tracking", "uri and experiment must be text")
+        problem = name_problem(experiment)
+        if problem:
+            raise self.fail("tracking.experiment", problem)
         enqueue = self.enqueue(doc.get("enqueue") or [], search)
+        self.model_size(fixed, search, enqueue, study_dataset(dataset))
         try:
             workers = check_workers(doc.get("workers", 1))
         except SpecError as e:
@@ -432,7 +445,11 @@ class _Validator:
         bounds = entry[kind]
         numeric = _is_int if kind == "int" else _is_num
         if not (isinstance(bounds, list) and len(bounds) == 2 and all(numeric(b) for b in bounds)):
-            raise self.fail(f"{where}.{kind}", f"must be [low, high] with two {kind} numbers")
+            raise self.fail(
+                f"{where}.{kind}",
+                f"must be [low, high] with two {kind} numbers, both finite; "
+                f"got {reprlib.repr(bounds)}",
+            )
         low, high = bounds
         if low >= high:
             raise self.fail(
@@ -447,7 +464,10 @@ class _Validator:
             raise self.fail(f"{where}.log", f"a log range needs low > 0, got {low}")
         step = entry.get("step")
         if step is not None and (not (numeric(step) and step > 0) or log):
-            raise self.fail(f"{where}.step", f"must be a {kind} > 0 (and not with log: true)")
+            raise self.fail(
+                f"{where}.step",
+                f"must be a finite {kind} > 0 (and not with log: true), got {step!r}",
+            )
         return SearchParam(name, kind, low=low, high=high, log=log, step=step, per_layer=per_layer)
 
     def grid_ready(self, search: dict[str, SearchParam]) -> None:
@@ -519,6 +539,8 @@ class _Validator:
                 )
             if not isinstance(value, (int, float, str, bool)) and value is not None:
                 raise self.fail(f"{where}.{key}", "must be a number, text or true/false")
+            if isinstance(value, float) and not _is_num(value):
+                raise self.fail(f"{where}.{key}", f"must be a finite number, got {value!r}")
             default = signature[key].default
             wanted = _option_type(default)
             if wanted and value is not None and not _option_ok(default, value):
@@ -562,6 +584,104 @@ class _Validator:
                 raise self.fail(f"{where}.hidden_units", "must list one value per hidden layer")
             out.append(dict(item))
         return tuple(out)
+
+    def model_size(
+        self,
+        fixed: dict[str, Any],
+        search: dict[str, SearchParam],
+        enqueue: tuple[dict[str, Any], ...],
+        ds: Dataset,
+    ) -> None:
+        """Refuse a study whose largest network (deepest, widest, with the optimizer that keeps
+        the most state), or an enqueued one, is over the model-size limit of the core."""
+        points: list[tuple[str, dict[str, Any]]] = [("", {})]
+        points += [(f"enqueue[{i}]", item) for i, item in enumerate(enqueue)]
+        dtype = fixed.get("dtype", HYPERPARAMETERS["dtype"].default)
+        for where, item in points:
+            n, depth, units, optimizer = _largest_network(fixed, search, item, ds.n_x, ds.n_y)
+            if not where:
+                where = (
+                    " and ".join(
+                        f"{'search' if name in search else 'fixed'}.{name}"
+                        for name in ("hidden_layers", "hidden_units")
+                        if name in search or name in fixed
+                    )
+                    or "fixed.hidden_units"
+                )
+            what = (
+                f"training the largest network it allows ({depth} hidden layer(s) of up to "
+                f"{units} units, n_x={ds.n_x}, n_y={ds.n_y}) with {optimizer}"
+            )
+            try:
+                check_model_size(n, dtype, copies=training_copies(optimizer), what=what)
+            except ConfigError as e:
+                raise self.fail(where, str(e)) from None
+
+
+def _largest_network(
+    fixed: dict[str, Any],
+    search: dict[str, SearchParam],
+    item: dict[str, Any],
+    n_x: int,
+    n_y: int,
+) -> tuple[int, int, int, str]:
+    """(parameters, depth, widest layer, optimizer) of the largest network a study can train:
+    `item` (an enqueued point, or {}) fixes some values, the search space or `fixed` the rest.
+    Counted for every depth that can matter without building the network, so that huge values
+    cost nothing."""
+
+    def setting(name: str) -> Any:
+        return fixed.get(name, HYPERPARAMETERS[name].default)
+
+    searched_units = _top(search["hidden_units"]) if "hidden_units" in search else None
+    units: Any = item.get("hidden_units", setting("hidden_units"))
+    if "hidden_units" not in item and searched_units is not None:
+        units = searched_units
+    # per-layer values listed (fixed, or enqueued: later layers take searched values)
+    prefix = list(units) if isinstance(units, list) else []
+    rest = int(units) if not prefix else (searched_units or max(prefix))
+
+    if "hidden_layers" in item:
+        depths = [item["hidden_layers"]]
+    elif "hidden_layers" not in search:
+        depths = [setting("hidden_layers")]
+    elif search["hidden_layers"].kind == "choice":
+        depths = list(search["hidden_layers"].choices)
+    else:
+        p = search["hidden_layers"]
+        step, top = int(p.step or 1), _top(p)
+        # past the listed layers the count grows linearly with the depth, so the largest is
+        # at the deepest end or among the few depths next to the listed layers
+        low = int(p.low)  # type: ignore[arg-type]
+        depths = [*range(low, min(top, len(prefix) + 1 + step) + 1, step), top]
+
+    if "optimizer" in item:
+        optimizers = [item["optimizer"]]
+    elif "optimizer" in search:
+        optimizers = list(search["optimizer"].choices)
+    else:
+        optimizers = [setting("optimizer")]
+
+    best = (-1, 0)
+    for depth in depths:
+        listed = prefix[:depth]
+        k = depth - len(listed)  # layers of `rest` units after the listed ones
+        if k == 0:
+            n = count_parameters([n_x, *listed, n_y])
+        else:
+            n = count_parameters([n_x, *listed, rest]) + (k - 1) * (rest * rest + rest)
+            n += rest * n_y + n_y
+        best = max(best, (n, depth))
+    widest = max([*prefix[: best[1]], rest if best[1] > len(prefix) else 0], default=0)
+    return best[0], best[1], widest, max(optimizers, key=training_copies)
+
+
+def _top(p: SearchParam) -> int:
+    """The largest value an int search entry can suggest (the highest step below `high`)."""
+    if p.kind == "choice":
+        return max(p.choices)
+    step = p.step or 1
+    return int(p.low + (p.high - p.low) // step * step)  # type: ignore[operator]
 
 
 def _option_type(default: object) -> str:
@@ -621,4 +741,5 @@ def _is_int(v: object) -> bool:
 
 
 def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite real number: not a bool, not .nan, not ±.inf."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -3,8 +3,8 @@
 One experiment per study; a parent run for the study; one nested child run per finished trial,
 tagged with the study name and trial number, so every run can be found again by its tags
 (`hpexp.study`, `hpexp.trial`) whatever happened to the process that wrote it. A trial's run is
-written in one go when the trial has finished: created, params + curves + final metrics in one
-batch, model files, then the tag `hpexp.synced` (a digest of the record) and the terminal
+written in one go when the trial has finished: created, model files, then params + curves +
+final metrics + the tag `hpexp.synced` (a digest of the record) in one batch, then the terminal
 status. A run without that tag and status was cut short and is written again.
 
     projection = Projection(tracking_uri, experiment, study)
@@ -233,23 +233,22 @@ class Projection:
             },
         )
         run_id = run.info.run_id
+        if record.model is not None and record.model.is_dir():
+            self.client.log_artifacts(run_id, str(record.model), "model")
         now = _now_ms()
         points = [
             Metric(name, float(v), now, int(s))
             for name, (steps, values) in record.curves.items()
             for s, v in zip(steps, values, strict=True)
         ]
-        self._log(
+        self._log(  # last but the status: the "synced" tag says everything else is there
             run_id,
             params=record.params,
             metrics=record.logged_metrics(),
-            tags=record.all_tags(),
+            tags={**record.all_tags(), TAG + "synced": digest},
             step=record.step,
             extra=points,
         )
-        if record.model is not None and record.model.is_dir():
-            self.client.log_artifacts(run_id, str(record.model), "model")
-        self.client.set_tag(run_id, TAG + "synced", digest)
         self.client.set_terminated(run_id, record.status)
         return str(run_id)
 

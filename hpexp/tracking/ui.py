@@ -1,18 +1,36 @@
-"""The MLflow UI over a study's tracking store, bound to 127.0.0.1 unless asked otherwise."""
+"""The MLflow UI over a study's tracking store, bound to 127.0.0.1 unless asked otherwise.
+
+`mlflow server` runs its web server (uvicorn, or gunicorn) as processes of its own. `hpexp ui`
+starts it in a process group of its own and takes that whole group down when it is stopped
+(Ctrl-C, SIGTERM, SIGHUP); if `hpexp ui` is killed (kill -9), the kernel sends the server
+SIGTERM (Linux), which it passes on to its web server.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from hpexp.errors import HpexpError
+from hpexp.lifeline import dies_with_this_process
 from hpexp.tracking.stores import local_artifact_root
 
-__all__ = ["check_port", "serve", "ui_command", "ui_env"]
+__all__ = ["Stopped", "check_port", "run_server", "serve", "ui_command", "ui_env"]
+
+#: The signals that stop `hpexp ui` and its server.
+STOP_SIGNALS = tuple(
+    getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)
+)
+#: Seconds the server's processes get to stop after SIGTERM, before SIGKILL.
+STOP_SECONDS = 10.0
 
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
@@ -49,8 +67,9 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
-    """Run the UI in the foreground until Ctrl-C. Returns 2 (after one line on stderr) if the
-    server stops with an error."""
+    """Run the UI in the foreground until Ctrl-C. Returns 128 + N when stopped by signal N
+    (Ctrl-C 130, SIGTERM 143), or 2 (after one line on stderr) if the server stops with an
+    error."""
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri.removeprefix("sqlite:///"))
         if not db.is_file():
@@ -60,9 +79,9 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
         print(f"warning: the UI will be reachable from other machines on {host}", file=sys.stderr)
     print(f"MLflow UI: http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     try:
-        code = subprocess.call(ui_command(tracking_uri, host, port), env=ui_env())
-    except KeyboardInterrupt:
-        return 0
+        code = run_server(ui_command(tracking_uri, host, port), env=ui_env())
+    except KeyboardInterrupt as e:  # stopped: the server is down too
+        return 128 + int(getattr(e, "signum", signal.SIGINT))
     if code != 0:
         print(
             f"hpexp: error: the MLflow server stopped with exit code {code} (see above); if port "
@@ -71,3 +90,75 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
         )
         return 2
     return 0
+
+
+class Stopped(KeyboardInterrupt):
+    """`hpexp ui` was stopped by signal `signum`; its server is down."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def run_server(cmd: list[str], env: dict[str, str]) -> int:
+    """Run `cmd` in a process group of its own until it exits, and return its exit code. If
+    this process gets SIGINT, SIGTERM or SIGHUP meanwhile, take the whole group down and raise
+    `Stopped`; if this process dies, the server gets SIGTERM."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for s in STOP_SIGNALS:
+            previous[s] = signal.signal(s, handler)
+    except ValueError:  # not the main thread: signals stay with whoever handles them
+        pass
+    try:
+        server = subprocess.Popen(cmd, env=env, **_own_group())
+        try:
+            while not received:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return server.wait(0.2)
+            raise Stopped(received[0])
+        finally:
+            _stop_group(server, received)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _own_group() -> dict[str, Any]:
+    """Popen arguments: a session (and so a process group) of its own, tied to this process."""
+    if os.name != "posix":
+        return {}
+    return {"start_new_session": True, "preexec_fn": dies_with_this_process(signal.SIGTERM)}
+
+
+def _stop_group(server: subprocess.Popen[Any], received: list[int]) -> None:
+    """SIGTERM the server's process group (the server passes it on to its web server); give it
+    STOP_SECONDS to exit (less if another signal comes), then SIGKILL whatever is left."""
+    if os.name != "posix":
+        if server.poll() is None:
+            server.terminate()
+        server.wait()
+        return
+    seen = len(received)
+    if _signal_group(server.pid, signal.SIGTERM):
+        deadline = time.monotonic() + STOP_SECONDS
+        while server.poll() is None and len(received) == seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal_group(server.pid, signal.SIGKILL)
+    server.wait()
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to process group `pgid`; False if no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of it is no longer ours
+        return True
+    return True

@@ -13,7 +13,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from hpexp.report import save_study_plots
+from hpexp.report.plots import save_study_plots
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ORDER = ("optimization_history", "param_importances", "parallel_coordinate", "learning_curves")

@@ -17,6 +17,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 import hpexp
+from hpexp.search.proposer import PROCESS_NAME as PROPOSER
 from hpexp.tracking import STATUS_FOR_STATE
 
 from ..conftest import empty_mlflow_store
@@ -132,7 +133,8 @@ def start_hpexp(*args: str, cwd: Path) -> subprocess.Popen[str]:
 
 def pids_in(where: Path, module: bytes) -> list[int]:
     """Live processes `python -m <module>` whose working directory is `where` (they may run in
-    sessions of their own, so /proc is the way to find them); zombies are not alive."""
+    sessions of their own, so /proc is the way to find them); zombies are not alive, and
+    proposers forked from them (same command line) are not counted."""
     where = where.resolve()
     found = []
     for entry in Path("/proc").iterdir():
@@ -142,9 +144,10 @@ def pids_in(where: Path, module: bytes) -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
             cwd = Path(os.readlink(entry / "cwd"))
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            name = (entry / "comm").read_text().strip()
         except (OSError, IndexError):  # gone, or not ours
             continue
-        if module in argv and cwd == where and state != "Z":
+        if module in argv and cwd == where and state != "Z" and name != PROPOSER:
             found.append(int(entry.name))
     return found
 

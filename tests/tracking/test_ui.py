@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def test_cli_ui_without_a_store_exits_2_with_one_line(
     def no_server(*args: Any, **kwargs: Any) -> int:
         raise AssertionError("the server must not start without a store")
 
-    monkeypatch.setattr(subprocess, "call", no_server)
+    monkeypatch.setattr(ui, "run_server", no_server)
     missing = tmp_path / "nope.db"
     code = cli.main(["ui", "--tracking-uri", f"sqlite:///{missing}"])
     out, err = capsys.readouterr()
@@ -102,7 +103,7 @@ def test_serve_runs_the_server_and_warns_off_localhost(
         seen.update(cmd=cmd, env=env)
         return 0
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(ui, "run_server", fake_call)
     monkeypatch.setattr(ui, "check_port", lambda host, port: None)  # 5000 may be taken here
     assert ui.serve(uri) == 0
     assert seen["cmd"] == ui.ui_command(uri)
@@ -116,15 +117,28 @@ def test_serve_runs_the_server_and_warns_off_localhost(
     assert "warning" in capsys.readouterr().err
 
 
-def test_serve_stops_quietly_on_ctrl_c(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "stop, code",
+    [(KeyboardInterrupt(), 130), (ui.Stopped(signal.SIGINT), 130),
+     (ui.Stopped(signal.SIGTERM), 143), (ui.Stopped(signal.SIGHUP), 129)],
+    ids=["ctrl-c", "sigint", "sigterm", "sighup"],
+)  # fmt: skip
+def test_serve_stops_quietly_on_a_signal(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stop: BaseException,
+    code: int,
+) -> None:
     (tmp_path / "mlflow.db").touch()
 
     def interrupted(*args: Any, **kwargs: Any) -> int:
-        raise KeyboardInterrupt
+        raise stop
 
-    monkeypatch.setattr(subprocess, "call", interrupted)
+    monkeypatch.setattr(ui, "run_server", interrupted)
     monkeypatch.setattr(ui, "check_port", lambda host, port: None)
-    assert ui.serve(f"sqlite:///{tmp_path}/mlflow.db") == 0
+    assert ui.serve(f"sqlite:///{tmp_path}/mlflow.db") == code
+    assert capsys.readouterr().err == ""
 
 
 def test_cli_ui_on_a_busy_port_exits_2_without_starting_the_server(
@@ -136,7 +150,7 @@ def test_cli_ui_on_a_busy_port_exits_2_without_starting_the_server(
     def no_server(*args: Any, **kwargs: Any) -> int:
         raise AssertionError("the server must not start on a busy port")
 
-    monkeypatch.setattr(subprocess, "call", no_server)
+    monkeypatch.setattr(ui, "run_server", no_server)
     code = cli.main(["ui", "--port", str(busy_port), "--tracking-uri", store])
     out, err = capsys.readouterr()
     assert code == 2
@@ -174,7 +188,7 @@ def test_check_port_passes_a_free_port_and_names_a_foreign_address() -> None:
 def test_serve_returns_2_when_the_server_fails(
     store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(subprocess, "call", lambda cmd, env: 1)
+    monkeypatch.setattr(ui, "run_server", lambda cmd, env: 1)
     monkeypatch.setattr(ui, "check_port", lambda host, port: None)
     assert ui.serve(store, port=5123) == 2
     out, err = capsys.readouterr()
