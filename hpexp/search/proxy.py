@@ -9,13 +9,14 @@ expose it only on a trusted network).
 
 from __future__ import annotations
 
-import contextlib
+import signal
 import sys
 
 import optuna
 
 from hpexp.errors import SpecError
 from hpexp.search.factories import make_storage, redact_url, storage_kind
+from hpexp.search.stop import Stop
 
 __all__ = ["serve_storage"]
 
@@ -38,8 +39,18 @@ def serve_storage(url: str, host: str = "127.0.0.1", port: int = 13000) -> None:
         flush=True,
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with contextlib.suppress(KeyboardInterrupt):
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
         optuna.storages.run_grpc_proxy_server(storage, host=host, port=port)
+    except KeyboardInterrupt:
+        print("Optuna storage proxy stopped", file=sys.stderr, flush=True)
+        raise  # the command exits 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stop(signum)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -194,7 +194,9 @@ def test_workers_through_the_grpc_storage_proxy(
         assert_whole(url, name, 6, env, tmp_path)
     finally:
         proxy.send_signal(signal.SIGINT)
-        proxy.communicate(timeout=30)
+        _, err = proxy.communicate(timeout=30)
+    assert proxy.returncode == 130, err  # stopped by Ctrl-C, as every hpexp command
+    assert "Traceback" not in err and "proxy stopped" in err
 
 
 @pytest.mark.parametrize(

@@ -458,9 +458,12 @@ def test_resume_never_replays_and_a_fresh_study_reproduces(
 
 
 def snapshot(where: Path) -> dict[str, tuple[int, int, bytes | None]]:
-    """(size, mtime_ns, bytes of the two stores) of every file under `where`."""
+    """(size, mtime_ns, bytes of the two stores) of every file under `where`; SQLite's own
+    companions of a write-ahead-log store (-wal, -shm), which opening it makes, left out."""
     out = {}
     for path in sorted(where.rglob("*")):
+        if path.name.endswith(("-wal", "-shm")):
+            continue
         if path.is_file() and not path.is_symlink():
             st = path.stat()
             data = path.read_bytes() if path.name in ("optuna.journal", "mlflow.db") else None

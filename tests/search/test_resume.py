@@ -18,7 +18,7 @@ from hpexp.search.factories import make_storage
 from hpexp.search.runner import finished_count
 
 from ..conftest import empty_mlflow_store
-from .conftest import assert_agree, run
+from .conftest import assert_agree, run, wait_for_writers
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +76,7 @@ def check_resumed(where: Path, killed: bool) -> None:
     still RUNNING in Optuna, and not in MLflow, which only shows finished trials); after
     resuming, it is closed in both stores and re-run with the same params."""
     os.chdir(where)
+    wait_for_writers(where)  # the study run is ended by the writer, after the process exits
     stopped = optuna.load_study(study_name="stoppable", storage=make_storage("optuna.journal"))
     first = stopped.trials[0]
     client = MlflowClient(f"sqlite:///{where}/mlflow.db")
