@@ -4,7 +4,7 @@
     hpexp worker STUDY --storage postgresql://... --tracking-uri http://...   (from any host)
     hpexp storage-proxy --storage postgresql://... --port P    (workers: --storage grpc://...)
     hpexp services up | down | status     (a local PostgreSQL and MLflow server for workers)
-    hpexp list | show STUDY [--all] | best STUDY | ui | predict MODEL DATA.csv | datasets
+    hpexp list | show STUDY [--all] | best STUDY [--yaml] | ui | predict MODEL DATA.csv | datasets
 
 Bad input prints one line on stderr and exits with code 2; run, worker and ui stopped by a
 signal exit with 128 + its number (Ctrl-C 130, SIGTERM 143).
@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     best = sub.add_parser("best", help="a study's best trial: params, metrics, run id")
     best.add_argument("study", help="study name")
     best.add_argument("--save", metavar="PATH", help="also save its model as PATH.npz/.json")
+    best.add_argument(
+        "--yaml",
+        action="store_true",
+        help="print only its configuration, as a fixed: block to paste into a study file",
+    )
     _places(best)
 
     sync = sub.add_parser(
@@ -250,6 +255,16 @@ def cmd_best(args: argparse.Namespace) -> int:
 
     result = hpexp.load_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
     trial = result.best_trial
+    if args.yaml:  # YAML only (comments aside), to paste or pipe into a study file
+        import yaml
+
+        print(f"# study '{result.name}' best trial {trial.number}: ", end="")
+        print(f"{result.spec.metric} {result.best_value:.6g}")
+        if args.save:
+            print(f"# model saved: {hpexp.save_model(result.best_model(), args.save)} (+ .json)")
+        block = {"fixed": result.best_config()}
+        print(yaml.safe_dump(block, sort_keys=False, default_flow_style=None), end="")
+        return 0
     print(f"study '{result.name}' best trial {trial.number}")
     print(f"  {result.spec.metric}: {result.best_value:.6g}")
     for k, v in sorted(result.best_metrics.items()):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -12,7 +14,8 @@ from hpexp.errors import HpexpError
 from hpexp.nn import MLP, load_model
 from hpexp.report.tables import compare, trials_frame
 from hpexp.search.objective import ModelFiles
-from hpexp.search.spec import StudySpec
+from hpexp.search.space import fold
+from hpexp.search.spec import METRICS, StudySpec
 
 __all__ = ["StudyResult"]
 
@@ -143,13 +146,43 @@ class StudyResult:
         tail = [c for c in frame.columns if c not in params and c not in head]
         return frame[head + params + tail]
 
-    def compare(self, param: str, metric: str | None = None) -> pd.DataFrame:
-        """Completed trials grouped by `param`: count, mean, std, best of the objective metric."""
+    def best_config(self) -> dict[str, Any]:
+        """The best trial's configuration as a study file's `fixed:` mapping (per-layer values
+        as lists); `hpexp best STUDY --yaml` prints it."""
+        return fold(self.spec, self.best_trial.params)
+
+    def _direction(self, metric: str) -> str:
+        known = {o.metric: o.direction for o in self.spec.objectives}
+        return known.get(metric) or METRICS.get(metric, "maximize")
+
+    def compare(self, param: str, metric: str | None = None, bins: int = 4) -> pd.DataFrame:
+        """`metric` (default: the objective) per value of `param`, best group first: counts of
+        completed and pruned trials, mean, std, standard error, 95% t interval and best.
+        See `hpexp.report.tables.compare` for how pruned trials and repeats count."""
         metric = metric or self.spec.metric
-        direction = next(
-            (o.direction for o in self.spec.objectives if o.metric == metric), "maximize"
+        return compare(self.trials, param, metric, self._direction(metric), bins=bins)
+
+    def effects(
+        self,
+        metric: str | None = None,
+        evaluators: Sequence[str] = ("fanova", "ped_anova"),
+        resamples: int = 30,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Importance of each searched parameter for `metric` (default: the objective) by
+        fANOVA and PED-ANOVA, with 95% bootstrap intervals over `resamples` resamples of the
+        completed trials; see `hpexp.report.effects.effects`."""
+        from hpexp.report.effects import effects
+
+        metric = metric or self.spec.metric
+        return effects(
+            self.study,
+            lambda t: trial_metrics(t).get(metric, math.nan),
+            self._direction(metric),
+            evaluators=evaluators,
+            resamples=resamples,
+            seed=seed,
         )
-        return compare(self.trials, param, metric, direction)
 
     def best_model(self) -> MLP:
         """The best trial's trained network."""

@@ -1,4 +1,5 @@
-"""pandas tables of a study's trials, and comparisons across one hyperparameter."""
+"""pandas tables of a study's trials, and comparisons across one hyperparameter with their
+uncertainty."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = ["compare", "trials_frame"]
 _META = {"mlflow_run_id": "run_id", "stop_reason": "stop_reason", "fail_reason": "fail_reason"}
 _SKIP = {"worker", "retry_of"}
 _RECORDED = ("stop_reason", "iterations_run")  # shown from a trial's `record` attribute
+LEVEL = 0.95  # of the intervals in `compare`
 
 
 def trials_frame(study: optuna.Study, metrics: list[str]) -> pd.DataFrame:
@@ -56,14 +58,28 @@ def _flat_attrs(trial: optuna.trial.FrozenTrial) -> dict[str, object]:
     record = attrs.get("record")
     if isinstance(record, dict):
         attrs |= {k: record[k] for k in _RECORDED if k in record}
+        if isinstance(record.get("seeds"), list):
+            attrs["repeats_run"] = len(record["seeds"])  # networks trained: one per seed
     if isinstance(attrs.get("metrics"), dict):
         attrs |= attrs["metrics"]
     return {k: v for k, v in attrs.items() if not isinstance(v, (dict, list))}
 
 
-def compare(trials: pd.DataFrame, param: str, metric: str, direction: str) -> pd.DataFrame:
-    """Completed trials grouped by `param`: count, mean, std and best of `metric`, best group
-    first. Numeric parameters with many distinct values are split into quartile bins."""
+def compare(
+    trials: pd.DataFrame, param: str, metric: str, direction: str, bins: int = 4
+) -> pd.DataFrame:
+    """`metric` per value of `param`, best group first. Numeric parameters with more than 6
+    distinct values are split into `bins` quantile bins.
+
+    Columns: `count` completed trials (the sample), `pruned` trials (counted only: a network
+    stopped early has no final metric comparable with the others, so they are left out of
+    every statistic), `mean`, `std` (sample std), `se` = std/√count, `ci_low`/`ci_high` (the
+    95% t interval mean ± t(count-1)·se) and `best`. Failed and running trials are left out.
+
+    With `repeats`, a trial's metric is the mean over its seeds and trials stay the sample. A
+    group of one trial takes std and se from its seeds instead (`<metric>_std` over
+    `repeats_run` networks, t with repeats-1 degrees of freedom): the seed noise of that one
+    configuration. Without repeats a single trial has no interval (NaN)."""
     if param not in trials.columns:
         per_layer = sorted(c for c in trials.columns if c.startswith(f"{param}_"))
         hint = f" (searched per layer: compare {', '.join(per_layer)})" if per_layer else ""
@@ -71,12 +87,64 @@ def compare(trials: pd.DataFrame, param: str, metric: str, direction: str) -> pd
         raise HpexpError(f"no column {param!r}{hint}; columns: {', '.join(known)}")
     if metric not in trials.columns:
         raise HpexpError(f"no metric {metric!r} recorded yet; run some trials first")
-    done = trials[trials["state"] == "COMPLETE"]
-    key = done[param]
+    counted = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    key = counted[param]
     if pd.api.types.is_numeric_dtype(key) and key.nunique() > 6:
-        key = pd.qcut(key, q=4, duplicates="drop")
-    best = "max" if direction == "maximize" else "min"
-    table = done.groupby(key, observed=True)[metric].agg(
-        count="count", mean="mean", std="std", best=best
-    )
-    return table.sort_values("mean", ascending=direction != "maximize")
+        key = pd.qcut(key, q=bins, duplicates="drop")
+    rows = {
+        value: _group(group, metric, direction)
+        for value, group in counted.groupby(key, observed=True, sort=True)
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(_COLUMNS))
+    table = table.astype(_COLUMNS).rename_axis(param)
+    if isinstance(key.dtype, pd.CategoricalDtype):
+        table.index = pd.CategoricalIndex(table.index, dtype=key.dtype, name=param)
+    return table.sort_values("mean", ascending=direction != "maximize", na_position="last")
+
+
+_COLUMNS = {
+    "count": "int64",
+    "pruned": "int64",
+    "mean": "float64",
+    "std": "float64",
+    "se": "float64",
+    "ci_low": "float64",
+    "ci_high": "float64",
+    "best": "float64",
+}
+
+
+def _group(group: pd.DataFrame, metric: str, direction: str) -> list[float]:
+    """One row of `compare`: the statistics of one group of trials."""
+    done = group[group["state"] == "COMPLETE"]
+    values = done[metric].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    n, pruned = len(values), int((group["state"] == "PRUNED").sum())
+    mean = float(values.mean()) if n else np.nan
+    std, df = (float(values.std(ddof=1)), n - 1) if n > 1 else (np.nan, 0)
+    se = std / np.sqrt(n) if n > 1 else np.nan
+    if n == 1:
+        std, se, df = _seed_spread(done, metric)
+    half = _t_quantile(df) * se if df > 0 else np.nan
+    best = (values.max() if direction == "maximize" else values.min()) if n else np.nan
+    return [n, pruned, mean, std, se, mean - half, mean + half, float(best)]
+
+
+def _seed_spread(done: pd.DataFrame, metric: str) -> tuple[float, float, int]:
+    """(std, se, degrees of freedom) over the seeds of the one completed trial in `done`, from
+    its population std over `repeats_run` networks; NaNs when it trained one network."""
+    row = done[np.isfinite(done[metric].to_numpy(dtype=float))].iloc[0]
+    r = row.get("repeats_run")
+    spread = row.get(f"{metric}_std")
+    if pd.isna(r) or pd.isna(spread) or int(r) < 2:
+        return np.nan, np.nan, 0
+    r = int(r)
+    std = float(spread) * np.sqrt(r / (r - 1))  # population std -> sample std
+    return std, std / np.sqrt(r), r - 1
+
+
+def _t_quantile(df: int) -> float:
+    """The two-sided `LEVEL` quantile of Student's t with `df` degrees of freedom."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + LEVEL / 2, df))

@@ -16,7 +16,7 @@ from hpexp.nn.train import TrainConfig
 from hpexp.search.hyperparams import HYPERPARAMETERS, OUTPUT_FOR_TASK
 from hpexp.search.spec import SearchParam, StudySpec
 
-__all__ = ["TrialSetup", "flatten", "grid_space", "resolve", "suggest"]
+__all__ = ["TrialSetup", "flatten", "fold", "grid_space", "resolve", "suggest"]
 
 TRAIN_KEYS = set(TrainConfig.names()) - {"seed"}
 
@@ -56,6 +56,21 @@ def flatten(values: dict[str, Any]) -> dict[str, Any]:
             out.update({f"{name}_{l}": v for l, v in enumerate(value, start=1)})
         else:
             out[name] = value
+    return out
+
+
+def fold(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's configuration as a study file's `fixed:` mapping: the study's fixed values,
+    then the trial's `params` in search order, per-layer ones (hidden_units_1, _2, ...) back in
+    one list beside the depth they need (hidden_layers). The inverse of `flatten`."""
+    out = dict(spec.fixed)
+    depth = params.get("hidden_layers", spec.setting("hidden_layers"))
+    for name, p in spec.search.items():
+        if not p.per_layer:
+            out[name] = params[name]
+        elif depth:  # no hidden layer: nothing to set per layer
+            out["hidden_layers"] = depth
+            out[name] = [params[f"{name}_{l}"] for l in range(1, depth + 1)]
     return out
 
 

@@ -241,7 +241,7 @@ class _Validator:
         return node
 
     def study(self, doc: dict[str, Any]) -> StudySpec:
-        self.keys("", doc, TOP_KEYS, required=("name", "dataset", "search"))
+        self.keys("", doc, TOP_KEYS, required=("name", "dataset"))
         name = doc["name"]
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise self.fail("name", "must be letters, digits, '_', '.' or '-' (e.g. quickstart)")
@@ -251,9 +251,9 @@ class _Validator:
         if not isinstance(description, str):
             raise self.fail("description", "must be text")
         dataset, task = self.dataset(doc["dataset"])
-        searched_depth = isinstance(doc["search"], dict) and "hidden_layers" in doc["search"]
+        searched_depth = isinstance(doc.get("search"), dict) and "hidden_layers" in doc["search"]
         fixed = self.fixed(doc.get("fixed") or {}, task, searched_depth)
-        search = self.search(doc["search"], fixed)
+        search = self.search(doc.get("search"), fixed)
         objectives = self.objectives(doc.get("objective"), task)
         sampler = self.component("sampler", doc.get("sampler") or {}, SAMPLERS, "tpe")
         default_pruner = "none" if len(objectives) > 1 else "median"
@@ -263,10 +263,17 @@ class _Validator:
         if sampler["name"] == "grid":
             self.grid_ready(search)
         budget = doc.get("budget")
+        default_budget = {"n_trials": 20 if search else 1}
         budget = self.keys(
-            "budget", {"n_trials": 20} if budget is None else budget, ("n_trials", "timeout")
+            "budget", default_budget if budget is None else budget, ("n_trials", "timeout")
         )
         n_trials, timeout = budget.get("n_trials"), budget.get("timeout")
+        if not search and n_trials != 1:
+            raise self.fail(
+                "budget.n_trials",
+                "a study without search: trains its fixed configuration once; set n_trials: 1 "
+                "(repeats: N trains it with N seeds)",
+            )
         if n_trials is not None and not (_is_int(n_trials) and n_trials > 0):
             raise self.fail("budget.n_trials", f"must be an integer > 0, got {n_trials!r}")
         if timeout is not None and not (_is_num(timeout) and timeout > 0):
@@ -348,6 +355,14 @@ class _Validator:
         return options, ds.task
 
     def fixed(self, node: object, task: str, searched_depth: bool = False) -> dict[str, Any]:
+        for key in node if isinstance(node, dict) else ():
+            base, _, layer = str(key).rpartition("_")
+            if layer.isdigit() and base in HYPERPARAMETERS and HYPERPARAMETERS[base].per_layer:
+                raise self.fail(
+                    f"fixed.{key}",
+                    f"per-layer values go in one list, {base}: [first, second, ...], with "
+                    "hidden_layers set to its length (hpexp best STUDY --yaml prints this form)",
+                )
         node = self.keys("fixed", node, HYPERPARAMETERS)
         fixed = dict(node)
         for name, value in fixed.items():
@@ -378,7 +393,11 @@ class _Validator:
         return fixed
 
     def search(self, node: object, fixed: dict[str, Any]) -> dict[str, SearchParam]:
-        if not isinstance(node, dict) or not node:
+        """The searched hyperparameters; none (no `search:`, or `search: {}`) trains the fixed
+        configuration alone."""
+        if node is None:
+            return {}
+        if not isinstance(node, dict):
             raise self.fail(
                 "search",
                 "must map hyperparameter names to ranges, e.g. "

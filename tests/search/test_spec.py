@@ -55,7 +55,8 @@ BAD_STUDIES = [
     case("unknown-top-level-key-lists-keys", study(colour="red"), "colour", "allowed:", "budget"),
     case("missing-name", study(name=DROP), "name", "missing required key 'name'"),
     case("missing-dataset", study(dataset=DROP), "dataset", "missing required key 'dataset'"),
-    case("missing-search", study(search=DROP), "search", "missing required key 'search'"),
+    case("no-search-many-trials", study(search=DROP),
+         "budget.n_trials", "without search", "n_trials: 1", "repeats"),
     case("name-with-space-and-bang", study(name="my study!"), "name", "letters, digits"),
     case("name-starting-with-dash", study(name="-x"), "name", "letters, digits"),
     case("name-not-text", study(name=42), "name", "e.g. quickstart"),
@@ -91,7 +92,7 @@ BAD_STUDIES = [
          "search.output", "cannot be searched", "fixed:"),
     case("same-name-fixed-and-search", study(fixed={"learning_rate": 0.1}),
          "search.learning_rate", "also under fixed", "one place"),
-    case("search-empty", study(search={}), "search", "learning_rate: {float:"),
+    case("search-empty-many-trials", study(search={}), "budget.n_trials", "without search"),
     case("search-not-a-mapping", study(search=["learning_rate"]),
          "search", "learning_rate: {float:"),
     # search: ranges
@@ -173,6 +174,8 @@ BAD_STUDIES = [
     case("units-list-with-searched-depth",
          study(fixed={"hidden_units": [8, 4]}, search=search(hidden_layers={"int": [1, 3]})),
          "fixed.hidden_units", "hidden_layers is searched", "per_layer: true"),
+    case("per-layer-name-under-fixed", study(fixed={"hidden_units_1": 8}),
+         "fixed.hidden_units_1", "one list", "hidden_units: [", "hidden_layers"),
     case("empty-units-list", study(fixed={"hidden_units": []}),
          "fixed.hidden_units", "empty list", "one value per hidden layer"),
     case("output-for-wrong-task", study(fixed={"output": "sigmoid"}),
@@ -448,6 +451,13 @@ def test_defaults() -> None:
     assert spec.fixed == {} and spec.enqueue == ()
     assert spec.setting("optimizer") == "gd"
     assert spec.setting("output") is None
+
+
+def test_a_study_without_search_trains_its_fixed_configuration_once() -> None:
+    for doc in (study(search=DROP, budget=DROP), study(search={}, budget={"n_trials": 1})):
+        spec = hpexp.load_spec({**doc, "fixed": {"hidden_layers": 2, "hidden_units": [8, 4]}})
+        assert spec.search == {} and spec.n_trials == 1
+        assert spec.fixed["hidden_units"] == [8, 4]
 
 
 def test_default_objective_for_regression() -> None:

@@ -96,8 +96,9 @@ def test_trials_table_and_compare(finished):
     assert len(table) == 5
     np.testing.assert_allclose(table["value"], table["val_accuracy"])
     by_activation = finished.compare("activation")
-    assert list(by_activation.columns) == ["count", "mean", "std", "best"]
-    assert by_activation["count"].sum() == 5
+    columns = ["count", "pruned", "mean", "std", "se", "ci_low", "ci_high", "best"]
+    assert list(by_activation.columns) == columns
+    assert by_activation["count"].sum() == 5  # no pruner
     with pytest.raises(hpexp.HpexpError, match="per layer"):
         finished.compare("hidden_units")
 
