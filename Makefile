@@ -35,10 +35,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix hpexp tests benchmarks
 	$(BIN)/ruff format hpexp tests benchmarks
 
-bench: $(BENCH_STAMP)     ## speed: core vs PyTorch/scikit-learn/GEMM floor; tracking overhead
+bench: $(BENCH_STAMP)     ## speed: core vs PyTorch/scikit-learn/GEMM floor; tracking overhead; batched repeats
 	$(BIN)/python benchmarks/core.py
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/repeats.py
 
 install: $(STAMP)
 

@@ -29,8 +29,9 @@ def _safe_log(A: Array) -> Array:
 
 
 def _softmax(Z: Array) -> Array:
-    E = np.exp(Z - Z.max(axis=0, keepdims=True))
-    E /= E.sum(axis=0, keepdims=True)
+    # Over the rows of Z (n_y, m), or of every matrix of a stack (S, n_y, m).
+    E = np.exp(Z - Z.max(axis=-2, keepdims=True))
+    E /= E.sum(axis=-2, keepdims=True)
     return E
 
 

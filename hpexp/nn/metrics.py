@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpexp.nn.losses import get_output
 from hpexp.nn.model import MLP
 
 Array = np.ndarray
@@ -31,9 +32,13 @@ def evaluate(model: MLP, X: Array, Y: Array) -> dict[str, float]:
 
 def _evaluate(model: MLP, X: Array, Y: Array) -> dict[str, float]:
     """`evaluate` for X and Y already checked by `model.check_X` / `model.check_Y`."""
-    AL = model._forward(X)[0]
-    metrics = {"cost": model.cost(AL, Y)}
-    if model.output == "linear":
+    return _scores(model.output, model._forward(X)[0], Y)
+
+
+def _scores(output: str, AL: Array, Y: Array) -> dict[str, float]:
+    """The metrics of `evaluate` from the output AL (n_y, m) of a model with this output layer."""
+    metrics = {"cost": get_output(output).cost(AL, Y)}
+    if output == "linear":
         D = AL - Y
         mse = float(np.mean(D * D))
         spread = Y - Y.mean(axis=1, keepdims=True)
@@ -44,7 +49,7 @@ def _evaluate(model: MLP, X: Array, Y: Array) -> dict[str, float]:
             "mae": float(np.mean(np.abs(D))),
             "r2": 1.0 - float(np.vdot(D, D)) / ss_tot if ss_tot > 0 else float("nan"),
         }
-    elif model.output == "sigmoid":
+    elif output == "sigmoid":
         metrics["accuracy"] = float(np.mean((AL > 0.5) == (Y > 0.5)))
     else:
         metrics["accuracy"] = float(np.mean(AL.argmax(axis=0) == Y.argmax(axis=0)))

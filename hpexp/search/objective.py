@@ -1,9 +1,18 @@
 """The objective: one trial's training, recorded in the trial itself.
 
 Each trial trains `repeats` networks with seeds derived from (study seed, trial number, repeat)
-and returns the mean of the validation metric (its std is recorded). The first repeat reports
-its validation metric to Optuna at every evaluation (step = iteration), so the pruner can stop
-hopeless trials. Test metrics are computed for reporting only, never returned to Optuna.
+and returns the mean of the validation metric. With repeats > 1 the seeds train together in one
+batched run (`hpexp.nn.batched`), each exactly as it would alone; the outcome is that of training
+them one after another while each completes (the seeds after the first that is pruned or
+diverges are dropped), and `train_seconds` is the batched run's wall time. The first repeat
+reports its validation metric to Optuna at every evaluation (step = iteration), so the pruner
+can stop hopeless trials, and its learning curves and model are the trial's. Test metrics are
+computed for reporting only, never returned to Optuna.
+
+With repeats > 1, `metrics` also holds, for each validation objective, the sample std, the
+standard error and a 95% t interval of the mean over the seeds (`val_accuracy_std`,
+`val_accuracy_sem`, `val_accuracy_ci95_low`, `val_accuracy_ci95_high`), and `record["per_seed"]`
+lists every seed's final validation and test metrics, in seed order.
 
 Everything a trial produced goes into the Optuna storage, the study's record: final metrics
 (user attribute `metrics`), learning curves (`curves`), how it ended and where its model file is
@@ -25,6 +34,8 @@ import optuna
 
 from hpexp.data import Dataset
 from hpexp.nn import MLP, History, evaluate, save_model, train
+from hpexp.nn.batched import train_batched
+from hpexp.search.repeats import summary
 from hpexp.search.reports import Reports
 from hpexp.search.space import TrialSetup, resolve
 from hpexp.search.spec import StudySpec
@@ -134,11 +145,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial, params: dict[str, Any]) -> float | list[float]:
         runs: list[_Run] = []
         try:
-            for repeat in range(self.spec.repeats):
-                setup = self._setup(params, trial.number, repeat)
-                runs.append(self._train(trial, setup, report=repeat == 0))
-                if runs[-1].history.stop_reason != "completed":
-                    break
+            setups = [self._setup(params, trial.number, r) for r in range(self.spec.repeats)]
+            runs = self._train(trial, setups)
             return self._finish(trial, runs)
         except optuna.TrialPruned:
             raise
@@ -159,36 +167,53 @@ class Objective:
         seed = trial_seed(self.spec.seed, number, repeat)
         return resolve(self.spec, params, self.ds.task, self.ds.n_x, self.ds.n_y, seed)
 
-    def _train(self, trial: optuna.Trial, setup: TrialSetup, report: bool) -> _Run:
+    def _train(self, trial: optuna.Trial, setups: list[TrialSetup]) -> list[_Run]:
+        """Train one model per setup (one seed each; together when there are several) and
+        return the runs up to the first that did not complete."""
         metric = "val_" + self.spec.metric.removeprefix("val_")
         single = not self.spec.multi_objective
 
-        def on_eval(step: int, metrics: dict[str, float]) -> bool:
+        def on_eval(seed_index: int, step: int, metrics: dict[str, float]) -> bool:
             value = metrics.get(metric)
-            if not report or not single or value is None or not np.isfinite(value):
+            if seed_index or not single or value is None or not np.isfinite(value):
                 return False
             with self.stop.shielded():
                 self.reports.report(step, float(value))
                 return self.reports.should_prune()
 
         d = self.data
-        model = MLP(**setup.model)
+        data = (d["X_train"], d["Y_train"])
+        models = [MLP(**setup.model) for setup in setups]
         self.reports.start(trial)
         try:
             with self.stop.interruptible():
-                history = train(
-                    model,
-                    d["X_train"],
-                    d["Y_train"],
-                    X_val=d["X_val"],
-                    Y_val=d["Y_val"],
-                    callback=on_eval,
-                    config=setup.train,
-                )
+                if len(models) == 1:
+                    histories = [
+                        train(
+                            models[0],
+                            *data,
+                            X_val=d["X_val"],
+                            Y_val=d["Y_val"],
+                            callback=lambda step, metrics: on_eval(0, step, metrics),
+                            config=setups[0].train,
+                        )
+                    ]
+                else:
+                    histories = train_batched(
+                        models,
+                        *data,
+                        X_val=d["X_val"],
+                        Y_val=d["Y_val"],
+                        callback=on_eval,
+                        configs=[setup.train for setup in setups],
+                        chain=True,
+                    )
         finally:
             with self.stop.shielded():
                 self.reports.flush()  # the learning curve is in the storage before the result
-        return _Run(model, history, setup)
+        runs = [_Run(*run) for run in zip(models, histories, setups, strict=True)]
+        ended = [i for i, run in enumerate(runs) if run.history.stop_reason != "completed"]
+        return runs[: ended[0] + 1] if ended else runs
 
     def _finish(self, trial: optuna.Trial, runs: list[_Run]) -> float | list[float]:
         spec, last = self.spec, runs[-1]
@@ -197,8 +222,13 @@ class Objective:
             at = last.history.iterations_run + 1
             raise TrialDiverged(f"diverged: non-finite cost at iteration {at}")
         pruned = stop == "stopped"
-        final = self._final(runs[:1] if pruned else runs)
+        rows = self._rows(runs[:1] if pruned else runs)
+        final = self._final(rows)
         record = self._record(runs)
+        if len(rows) > 1:
+            record["per_seed"] = {
+                k: [row[k] for row in rows] for k in rows[0] if k.startswith(("val_", "test_"))
+            }
         if pruned:
             record["pruned_at"] = runs[0].history.iterations_run
         else:
@@ -233,9 +263,8 @@ class Objective:
         if runs:
             trial.set_user_attr("curves", curves(runs[0].history))
 
-    def _final(self, runs: list[_Run]) -> dict[str, float]:
-        """Mean (and std over repeats) of the final validation and test metrics, plus size and
-        training time."""
+    def _rows(self, runs: list[_Run]) -> list[dict[str, float]]:
+        """Each run's final validation and test metrics, plus size and training time."""
         rows = []
         for run in runs:
             row = {
@@ -253,9 +282,15 @@ class Objective:
             row["train_seconds"] = run.history.seconds
             row["n_params"] = run.model.n_params
             rows.append(row)
+        return rows
+
+    def _final(self, rows: list[dict[str, float]]) -> dict[str, float]:
+        """The mean of every metric over the rows; with several, the spread of each validation
+        objective (std, standard error, 95% interval: see `hpexp.search.repeats`)."""
         out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         if len(rows) > 1:
-            out[f"{self.spec.metric}_std"] = float(np.std([r[self.spec.metric] for r in rows]))
+            for name in (o.metric for o in self.spec.objectives if o.metric.startswith("val_")):
+                out |= summary(name, [r[name] for r in rows])
         return out
 
     def _fail(self, trial: optuna.Trial, runs: list[_Run], reason: str) -> None:

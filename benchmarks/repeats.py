@@ -1,0 +1,80 @@
+"""Repeats: S seeds of one configuration trained batched vs one seed alone.
+
+Workload: mnist1d (40 features, 10 classes, 3,200 training samples), layer dims [40, 64, 64, 10],
+ReLU + softmax, Adam, batch 64, validation every 50 updates, float64. Both contestants run the
+same updates in this one process, taking turns; the ratio is the batched run's time over one
+seed's (S seeds one after another would take about S times one seed's).
+
+    make bench            # or: python benchmarks/repeats.py [--seeds 5] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import hpexp
+from hpexp.nn import MLP, TrainConfig, train
+from hpexp.nn.batched import train_batched
+
+DIMS = [40, 64, 64, 10]
+
+
+def best_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """The fastest of `repeats` runs of each function (after one untimed warm-up), in turns."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer updates")
+    args = parser.parse_args()
+    ds = hpexp.load_dataset("mnist1d")
+    iterations = 100 if args.quick else 500
+    seeds = range(args.seeds)
+    configs = [
+        TrainConfig(
+            learning_rate=0.01,
+            iterations=iterations,
+            batch_size=64,
+            optimizer="adam",
+            eval_every=50,
+            seed=s,
+        )
+        for s in seeds
+    ]
+    data = {"X": ds.X_train, "Y": ds.Y_train, "X_val": ds.X_val, "Y_val": ds.Y_val}
+
+    def one() -> None:
+        train(MLP(DIMS, "relu", "softmax", seed=0), config=configs[0], **data)
+
+    def batched() -> None:
+        models = [MLP(DIMS, "relu", "softmax", seed=s) for s in seeds]
+        train_batched(models, configs=configs, **data)
+
+    t = best_times({"one": one, "batched": batched}, args.repeats)
+    print(
+        f"repeats: {args.seeds} seeds of {DIMS}, batch 64, {iterations} Adam updates on "
+        f"{ds.name} ({ds.n_x} features)"
+    )
+    print(f"  one seed alone     {t['one']:8.3f} s")
+    print(f"  {args.seeds} seeds batched    {t['batched']:8.3f} s")
+    print(
+        f"  ratio batched / one seed: {t['batched'] / t['one']:.2f}x "
+        f"(one after another: about {args.seeds}x; target <= 2x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
