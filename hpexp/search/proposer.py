@@ -61,7 +61,12 @@ class Proposer:
         command_r, command_w = os.pipe()
         reply_r, reply_w = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare (a limit on processes, memory): sample inline
+            for fd in (command_r, command_w, reply_r, reply_w):
+                os.close(fd)
+            return None
         if pid == 0:  # the proposer: it never returns
             code = 1
             try:
