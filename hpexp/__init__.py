@@ -40,6 +40,8 @@ _LAZY = {
     "check_study": "hpexp.study",
     "work_study": "hpexp.study",
     "list_studies": "hpexp.search",
+    "reproduce": "hpexp.reproduction",
+    "Reproduction": "hpexp.reproduction",
 }
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "Dataset",
     "History",
     "HpexpError",
+    "Reproduction",
     "SpecError",
     "StudyResult",
     "StudySpec",
@@ -62,6 +65,7 @@ __all__ = [
     "load_model",
     "load_spec",
     "load_study",
+    "reproduce",
     "run_study",
     "save_model",
     "sync_study",

@@ -5,6 +5,7 @@
     hpexp storage-proxy --storage postgresql://... --port P    (workers: --storage grpc://...)
     hpexp services up | down | status     (a local PostgreSQL and MLflow server for workers)
     hpexp list | show STUDY [--all] | best STUDY [--yaml] | ui | predict MODEL DATA.csv | datasets
+    hpexp reproduce STUDY TRIAL    (train a trial again; exit 1 unless it matches bit for bit)
 
 Bad input prints one line on stderr and exits with code 2; run, worker and ui stopped by a
 signal exit with 128 + its number (Ctrl-C 130, SIGTERM 143).
@@ -150,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _places(best)
 
+    again = sub.add_parser(
+        "reproduce",
+        help="train a trial again from its record and compare bit for bit; exit 1 if it differs",
+    )
+    again.add_argument("study", help="study name")
+    again.add_argument("trial", help="trial number, or the MLflow run id of one of its trials")
+    _places(again)
+
     sync = sub.add_parser(
         "sync", help="rebuild what MLflow is missing or has wrong from the Optuna storage"
     )
@@ -275,10 +284,24 @@ def cmd_best(args: argparse.Namespace) -> int:
     print(
         f"  MLflow run: {result.best_run_id or 'not written yet (hpexp sync ' + result.name + ')'}"
     )
+    if result.model_uri:
+        print(f"  MLflow model: {result.model_uri}")
     if args.save:
         path = hpexp.save_model(result.best_model(), args.save)
         print(f"  model saved: {path} (+ .json)")
     return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    import hpexp
+
+    outcome = hpexp.reproduce(
+        args.study, args.trial, storage=args.storage, tracking_uri=args.tracking_uri
+    )
+    for warning in outcome.warnings:
+        print(f"hpexp: warning: {warning}", file=sys.stderr)
+    print(outcome)
+    return 0 if outcome.matches else 1
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -372,6 +395,7 @@ COMMANDS = {
     "list": cmd_list,
     "show": cmd_show,
     "best": cmd_best,
+    "reproduce": cmd_reproduce,
     "sync": cmd_sync,
     "check": cmd_check,
     "ui": cmd_ui,

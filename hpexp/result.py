@@ -17,7 +17,10 @@ from hpexp.search.objective import ModelFiles
 from hpexp.search.space import fold
 from hpexp.search.spec import METRICS, StudySpec
 
-__all__ = ["StudyResult"]
+__all__ = ["MODEL_ARTIFACT", "StudyResult"]
+
+#: Where the study's run keeps the best network as an MLflow (pyfunc) model.
+MODEL_ARTIFACT = "model"
 
 
 class StudyResult:
@@ -53,6 +56,15 @@ class StudyResult:
     def parent_run_id(self) -> str | None:
         """The MLflow run of the study (its summary, plots, and the best model as `model/`)."""
         return self.study.user_attrs.get("mlflow_parent_run_id")
+
+    @property
+    def model_uri(self) -> str | None:
+        """The best trial's network as an MLflow model, for `mlflow.pyfunc.load_model` and
+        `mlflow models serve -m` (None before the study has an MLflow run and a completed
+        trial). The writer logs it seconds after `run_study` returns; `hpexp sync` rewrites it."""
+        if not self.parent_run_id or not self._has_best():
+            return None
+        return f"runs:/{self.parent_run_id}/{MODEL_ARTIFACT}"
 
     @functools.cached_property
     def experiment_id(self) -> str | None:
@@ -98,7 +110,8 @@ class StudyResult:
 
     @property
     def best_run_id(self) -> str | None:
-        """The best trial's MLflow run (None until MLflow has it)."""
+        """The best trial's MLflow run (None until MLflow has it); its `model/` folder holds
+        the network's .npz/.json files. The MLflow model to load or serve is `model_uri`."""
         return self.run_id(self.best_trial.number)
 
     def run_id(self, number: int) -> str | None:
@@ -183,6 +196,13 @@ class StudyResult:
             resamples=resamples,
             seed=seed,
         )
+
+    def reproduce(self, trial: int | str) -> Any:
+        """Train trial `trial` (number or MLflow run id) again and compare it with its record,
+        bit for bit: a `hpexp.Reproduction` (see `hpexp.reproduction.reproduce`)."""
+        from hpexp.reproduction import reproduce
+
+        return reproduce(self, trial)
 
     def best_model(self) -> MLP:
         """The best trial's trained network."""

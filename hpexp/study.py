@@ -28,7 +28,7 @@ from hpexp.background import BackgroundSync
 from hpexp.data import Dataset
 from hpexp.errors import DataError, SpecError
 from hpexp.nn._memory import keep_freed_memory
-from hpexp.result import StudyResult
+from hpexp.result import MODEL_ARTIFACT, StudyResult
 from hpexp.search.factories import models_root, redact_url, unmask_url
 from hpexp.search.objective import ModelFiles, Objective, worker_id
 from hpexp.search.places import check_places
@@ -153,7 +153,9 @@ def _run_with(
     say = print if verbose else (lambda *a, **k: None)
     stop = StopRequest()
     with quiet_optuna(), signals_request(stop):
-        study_obj = open_study(spec, worker=1 if joining else 0, heartbeat=heartbeat)
+        study_obj = open_study(
+            spec, worker=1 if joining else 0, heartbeat=heartbeat, dataset=dataset
+        )
         if study_obj.user_attrs.get("tracking_uri") != redact_url(spec.tracking_uri):
             study_obj.set_user_attr("tracking_uri", redact_url(spec.tracking_uri))
         models = ModelFiles(models_root(spec.storage) / spec.name)
@@ -552,8 +554,8 @@ def study_artifacts(
         if example is not None:
             from hpexp.tracking.pyfunc import save_pyfunc_model
 
-            save_pyfunc_model(model, out / "model", example)
-            artifacts.append((out / "model", "model"))
+            save_pyfunc_model(model, out / MODEL_ARTIFACT, example)
+            artifacts.append((out / MODEL_ARTIFACT, MODEL_ARTIFACT))
         metrics |= {
             f"best_{k}": float(v)
             for k, v in result.best_metrics.items()

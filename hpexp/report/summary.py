@@ -118,6 +118,8 @@ def summary(result: StudyResult, top: int = 5) -> str:
         run_id = result.best_run_id
         if run_id:
             lines.append(f"  MLflow run {run_id}")
+        if result.model_uri:
+            lines.append(f"  MLflow model {result.model_uri}  (mlflow.pyfunc.load_model)")
     else:
         lines.append("no completed trial yet")
     lines.append(f"browse: make ui, then open {result.ui_url()}")

@@ -26,6 +26,8 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from hpexp.data import Dataset
+from hpexp.data.fingerprint import dataset_fingerprint
 from hpexp.errors import SpecError
 from hpexp.search.factories import (
     SELF_PLACING,
@@ -99,13 +101,20 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 # -- opening ----------------------------------------------------------------------------------
 
 
-def open_study(spec: StudySpec, *, worker: int = 0, heartbeat: int | None = None) -> optuna.Study:
+def open_study(
+    spec: StudySpec,
+    *,
+    worker: int = 0,
+    heartbeat: int | None = None,
+    dataset: Dataset | None = None,
+) -> optuna.Study:
     """Create the study or resume it (identity checked first); returns it ready to optimize.
 
     `worker` 0 is the process that runs the study; other numbers are workers that join it.
     Each process samples from a stream of its own, except worker 0 of a fresh study, which
     keeps the study's seed (the same seed proposes the same sequence). `heartbeat`: seconds
-    between heartbeats on a database storage (see `make_storage`)."""
+    between heartbeats on a database storage (see `make_storage`). A new study records the
+    fingerprint of `dataset` (see `hpexp.data.fingerprint`), which `hpexp reproduce` checks."""
     storage = make_storage(spec.storage, heartbeat)
     existing = _existing(spec, storage)
     if existing is not None:
@@ -113,7 +122,7 @@ def open_study(spec: StudySpec, *, worker: int = 0, heartbeat: int | None = None
     trials_before = len(existing.trials) if existing is not None else 0
     study = create_study(spec, storage, _stream(trials_before, worker))
     if "identity" not in study.user_attrs:  # new, or its creation was cut short
-        _describe(spec, study)
+        _describe(spec, study, dataset)
     with host_lock(spec):
         _recover(study)
         _enqueue_baselines(spec, study)
@@ -180,14 +189,16 @@ def _grid(spec: StudySpec) -> dict[str, list] | None:
     return grid_space(spec) if spec.sampler["name"] == "grid" else None
 
 
-def _describe(spec: StudySpec, study: optuna.Study) -> None:
-    """Store what the study is: its identity and the study file (no storage or tracking URL:
-    those may hold passwords, and they are given on every run)."""
+def _describe(spec: StudySpec, study: optuna.Study, dataset: Dataset | None) -> None:
+    """Store what the study is: its identity, the study file (no storage or tracking URL:
+    those may hold passwords, and they are given on every run) and its data's fingerprint."""
     doc = identity(spec)
     raw = {k: v for k, v in spec.raw.items() if k not in ("storage", "tracking")}
     raw["dataset"] = dict(spec.dataset)  # file paths resolved
     study.set_user_attr("spec", raw)
     study.set_user_attr("fingerprint", fingerprint(doc))
+    if dataset is not None:
+        study.set_user_attr("dataset_fingerprint", dataset_fingerprint(dataset))
     study.set_user_attr("identity", doc)
 
 
