@@ -13,8 +13,10 @@ seed. A trial is parked only while the study's queue is empty and its budget has
 (finished + running + queued < n_trials): a study stopped by its budget ends with nothing
 queued; one stopped by a timeout or a signal keeps the parked trial queued, and the next run
 trains it first. The proposer ignores Ctrl-C and SIGTERM (the process that trains stops it
-between trials), and dies with that process. Through Optuna's gRPC proxy (whose channels do
-not survive a fork), or once the proposer has failed, trials are sampled inline.
+between trials) and ends when its commands pipe closes, which the kernel does when the process
+that trains dies, even by kill -9: a proposal under way is finished and queued first, so that
+no trial is left half-asked. Through Optuna's gRPC proxy (whose channels do not survive a
+fork), or once the proposer has failed, trials are sampled inline.
 """
 
 from __future__ import annotations
@@ -60,7 +62,6 @@ class Proposer:
         heartbeat = _heartbeat_seconds(study)
         command_r, command_w = os.pipe()
         reply_r, reply_w = os.pipe()
-        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError:  # no process to spare (a limit on processes, memory): sample inline
@@ -72,7 +73,7 @@ class Proposer:
             try:
                 os.close(command_w)
                 os.close(reply_r)
-                code = _serve(spec, heartbeat, n_trials, stream, parent, command_r, reply_w)
+                code = _serve(spec, heartbeat, n_trials, stream, command_r, reply_w)
             finally:
                 os._exit(code)
         os.close(command_r)
@@ -134,22 +135,19 @@ def _serve(
     heartbeat: int | None,
     n_trials: int | None,
     stream: tuple[int, ...],
-    parent: int,
     commands: int,
     replies: int,
 ) -> int:
     """Answer each command ("want" one queued trial, "ahead" of the one just taken) once a
     trial is queued, until the commands pipe closes. Its own storage connection; never the
     parent's."""
-    from hpexp.lifeline import die_with_parent, name_this_process
+    from hpexp.lifeline import name_this_process
     from hpexp.search.factories import make_storage
     from hpexp.search.runner import create_study
 
     name_this_process(PROCESS_NAME)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the training process decides when to stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if not die_with_parent(parent, signal.SIGKILL):
-        return 0
     try:
         study = create_study(spec, make_storage(spec.storage, heartbeat), stream)
         queue = _Queue(study, spec, n_trials)
