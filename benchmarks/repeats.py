@@ -11,27 +11,14 @@ seed's (S seeds one after another would take about S times one seed's).
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
+
+from core import best_times  # benchmarks/ is on the path when a script here runs
 
 import hpexp
 from hpexp.nn import MLP, TrainConfig, train
 from hpexp.nn.batched import train_batched
 
 DIMS = [40, 64, 64, 10]
-
-
-def best_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """The fastest of `repeats` runs of each function (after one untimed warm-up), in turns."""
-    for fn in fns.values():
-        fn()
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
