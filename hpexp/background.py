@@ -65,6 +65,13 @@ class BackgroundSync:
         self.started = True
         self._send(config)
 
+    def fds(self) -> list[int]:
+        """This end's file descriptors of the pipe to the writer (a forked child closes them,
+        so that the writer still sees the pipe close when this process ends)."""
+        if self.proc is None:
+            return []
+        return [p.fileno() for p in (self.proc.stdin, self.proc.stdout) if p is not None]
+
     def discard(self) -> None:
         """Stop a writer that was never started (it has written nothing)."""
         if self.proc is not None and not self.started:

@@ -396,7 +396,7 @@ class _Trials:
 
         try:
             if self.spec.workers > 1:
-                stopped = self._pool(on_trial, stop)
+                stopped = self._pool(on_trial, stop, ds, models)
             else:
                 with keep_freed_memory(), _blas_threads_beside_the_writer():
                     stopped = optimize(
@@ -414,9 +414,10 @@ class _Trials:
             if bar is not None:
                 bar.close()
 
-    def _pool(self, on_trial: Any, stop: StopRequest) -> str:
+    def _pool(self, on_trial: Any, stop: StopRequest, ds: Dataset, models: ModelFiles) -> str:
+        from hpexp.search.factories import storage_kind
         from hpexp.search.runner import recover_dead
-        from hpexp.workers import WorkerPool
+        from hpexp.workers import Work, WorkerPool
 
         config = {
             "study": self.spec.name,
@@ -425,7 +426,10 @@ class _Trials:
             "timeout": self.timeout,
             "heartbeat": self.heartbeat,
         }
-        pool = WorkerPool(config, self.spec.workers)
+        work = None  # forked workers share what this process loaded; not through the proxy
+        if storage_kind(self.spec.storage) != "grpc":
+            work = Work(self.spec, ds, models, config)
+        pool = WorkerPool(config, self.spec.workers, work, self.writer.fds())
 
         storage, study_id = self.study._storage, self.study._study_id
 

@@ -28,9 +28,9 @@ from .search.conftest import (
     hpexp_env,
     journal_study,
     kill_writers,
-    pids_in,
     tiny,
     wait_for_writers,
+    worker_pids,
     write_study,
 )
 
@@ -144,11 +144,11 @@ def test_run_stopped_by_a_signal_exits_128_plus_it_and_resumes(study: Path, sig:
 def test_a_pool_of_workers_stopped_by_sigterm_exits_143_and_resumes(study: Path) -> None:
     args = ("run", "study.yaml", *BUDGET, "--workers", "2", "--no-progress")
     with started(*args, cwd=study) as proc:
-        wait_until(proc, lambda: len(pids_in(study, b"hpexp.workers")) == 2, "2 workers")
+        wait_until(proc, lambda: len(worker_pids(study)) == 2, "2 workers")
         wait_until(proc, lambda: training(study), "a trial training")
         out, err = stop(proc, signal.SIGTERM)
     assert_stopped(proc, out, err, signal.SIGTERM)
-    assert pids_in(study, b"hpexp.workers") == []
+    assert worker_pids(study) == []
     assert_completes(study, *args)
 
 

@@ -203,12 +203,17 @@ def _describe(spec: StudySpec, study: optuna.Study, dataset: Dataset | None) -> 
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host still runs (a zombie, dead but not yet waited for
+    by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 import hpexp
 from hpexp.search.proposer import PROCESS_NAME as PROPOSER
 from hpexp.tracking import STATUS_FOR_STATE
+from hpexp.workers import WORKER_NAME
 
 from ..conftest import empty_mlflow_store
 
@@ -148,6 +149,30 @@ def pids_in(where: Path, module: bytes) -> list[int]:
         except (OSError, IndexError):  # gone, or not ours
             continue
         if module in argv and cwd == where and state != "Z" and name != PROPOSER:
+            found.append(int(entry.name))
+    return found
+
+
+def worker_pids(where: Path) -> list[int]:
+    """Live workers of `--workers N` working in `where`: forked from the study process (named
+    `hpexp-worker`) or started as `python -m hpexp.workers`."""
+    return sorted(set(pids_in(where, b"hpexp.workers")) | set(named_in(where, WORKER_NAME)))
+
+
+def named_in(where: Path, name: str) -> list[int]:
+    """Live processes named `name` (/proc/PID/comm) whose working directory is `where`."""
+    where = where.resolve()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            cwd = Path(os.readlink(entry / "cwd"))
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # gone, or not ours
+            continue
+        if comm == name and cwd == where and state != "Z":
             found.append(int(entry.name))
     return found
 

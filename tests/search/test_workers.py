@@ -21,10 +21,10 @@ from .conftest import (
     journal_study,
     one_line,
     params_key,
-    pids_in,
     start_hpexp,
     tiny,
     wait_for_writers,
+    worker_pids,
     write_study,
 )
 
@@ -38,11 +38,6 @@ LONGER = tiny(
         "hidden_layers": {"int": [1, 2]},
     },
 )
-
-
-def worker_pids(where: Path) -> list[int]:
-    """Live `python -m hpexp.workers` processes working in `where`."""
-    return pids_in(where, b"hpexp.workers")
 
 
 def wait_until(condition, limit: float = 120.0, what: str = "") -> None:
