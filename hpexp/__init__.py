@@ -42,6 +42,7 @@ _LAZY = {
     "list_studies": "hpexp.search",
     "reproduce": "hpexp.reproduction",
     "Reproduction": "hpexp.reproduction",
+    "reevaluate": "hpexp.reevaluation",
 }
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "load_model",
     "load_spec",
     "load_study",
+    "reevaluate",
     "reproduce",
     "run_study",
     "save_model",

@@ -6,6 +6,7 @@
     hpexp services up | down | status     (a local PostgreSQL and MLflow server for workers)
     hpexp list | show STUDY [--all] | best STUDY [--yaml] | ui | predict MODEL DATA.csv | datasets
     hpexp reproduce STUDY TRIAL    (train a trial again; exit 1 unless it matches bit for bit)
+    hpexp reevaluate STUDY --top K --seeds S    (the top K and the baselines with S fresh seeds)
 
 Bad input prints one line on stderr and exits with code 2; run, worker and ui stopped by a
 signal exit with 128 + its number (Ctrl-C 130, SIGTERM 143).
@@ -159,6 +160,20 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("trial", help="trial number, or the MLflow run id of one of its trials")
     _places(again)
 
+    reeval = sub.add_parser(
+        "reevaluate",
+        help="retrain the top K configurations and the study's baselines with S fresh seeds "
+        "each: mean ± 95%% interval, Welch's t test against the best, the winner's curse",
+    )
+    reeval.add_argument("study", help="study name")
+    reeval.add_argument(
+        "--top", type=int, default=3, metavar="K", help="configurations to retrain (default 3)"
+    )
+    reeval.add_argument(
+        "--seeds", type=int, default=10, metavar="S", help="fresh seeds each, >= 2 (default 10)"
+    )
+    _places(reeval)
+
     sync = sub.add_parser(
         "sync", help="rebuild what MLflow is missing or has wrong from the Optuna storage"
     )
@@ -304,6 +319,28 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if outcome.matches else 1
 
 
+def cmd_reevaluate(args: argparse.Namespace) -> int:
+    import hpexp
+    from hpexp.report.reevaluation import reevaluation_text
+
+    def warn(line: str) -> None:
+        print(f"hpexp: warning: {line}", file=sys.stderr)
+
+    frame = hpexp.reevaluate(
+        args.study,
+        top=args.top,
+        seeds=args.seeds,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        progress=lambda line: print(line, file=sys.stderr),
+        warn=warn,
+    )
+    for line in frame.attrs["warnings"]:
+        warn(line)
+    print(reevaluation_text(frame))
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     import hpexp
 
@@ -396,6 +433,7 @@ COMMANDS = {
     "show": cmd_show,
     "best": cmd_best,
     "reproduce": cmd_reproduce,
+    "reevaluate": cmd_reevaluate,
     "sync": cmd_sync,
     "check": cmd_check,
     "ui": cmd_ui,

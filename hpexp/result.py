@@ -204,6 +204,22 @@ class StudyResult:
 
         return reproduce(self, trial)
 
+    def reevaluate(self, top: int = 3, seeds: int = 10) -> pd.DataFrame:
+        """Retrain the `top` best configurations and the study's baselines with `seeds` fresh
+        seeds each: one row per configuration with its validation and test mean ± 95%
+        interval, Welch's t test and Hedges' g against the best, and the winner's curse.
+        Stored in the study and logged to MLflow; see `hpexp.reevaluation.reevaluate`."""
+        from hpexp.reevaluation import reevaluate
+
+        return reevaluate(self, top=top, seeds=seeds)
+
+    def reevaluation(self, top: int | None = None, seeds: int | None = None) -> pd.DataFrame | None:
+        """The re-evaluation stored in the study (for `top` and `seeds`, else the latest), as
+        `reevaluate` returned it; None when the study has none."""
+        from hpexp.reevaluation import stored_reevaluation
+
+        return stored_reevaluation(self, top, seeds)
+
     def best_model(self) -> MLP:
         """The best trial's trained network."""
         return self.trial_model(self.best_trial.number)

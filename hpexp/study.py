@@ -248,13 +248,18 @@ def sync_study(
     name: str, *, storage: str | None = None, tracking_uri: str | None = None
 ) -> SyncReport:
     """Rebuild whatever MLflow is missing or has wrong for study `name` from its Optuna storage
-    and model files (runs, params, curves, metrics, states, models, the study's artifacts).
+    and model files (runs, params, curves, metrics, states, models, the study's artifacts,
+    stored re-evaluations).
     Idempotent: a second call writes nothing."""
     result = load_study(name, storage=storage, tracking_uri=tracking_uri)
     check_reachable(result.tracking_uri, "--tracking-uri")
     syncer, artifacts = _syncer(result.spec, result.study, result.models)
     syncer.open()
     report = syncer.catch_up(deep=True)
+    from hpexp.reevaluation import write_reevaluations
+
+    with syncer.lock():
+        write_reevaluations(result, syncer)  # stored re-evaluations: their runs and tables
     running = any(not t.state.is_finished() for t in result.study.get_trials(deepcopy=False))
     if report.written or report.removed or _parent_incomplete(syncer):
         syncer.close("RUNNING" if running else "FINISHED", artifacts)
