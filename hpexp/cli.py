@@ -1,6 +1,7 @@
 """The `hpexp` command: thin commands that forward to library functions.
 
     hpexp run studies/quickstart.yaml [--n-trials N] [--timeout S] [--workers N] [--set k=v ...]
+    hpexp run studies/quickstart.yaml --around-best learning_rate [--seeds 5]   (around the best)
     hpexp worker STUDY --storage postgresql://... --tracking-uri http://...   (from any host)
     hpexp storage-proxy --storage postgresql://... --port P    (workers: --storage grpc://...)
     hpexp services up | down | status     (a local PostgreSQL and MLflow server for workers)
@@ -112,6 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the study file's workers, else 1",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--around-best",
+        metavar="PARAM",
+        help="instead of searching, train the study's best configuration with PARAM over values "
+        "around its best one: float log ranges best × 1/10, 1/3, 1, 3, 10; int log ranges "
+        "best × 1/4, 1/2, 1, 2, 4; other ranges best + k·(high − low)/8, k = −2..2; choices: "
+        "every one (always inside the searched range); as the study STUDY-around-PARAM in the "
+        "same storage, which ends with PARAM's comparison table",
+    )
+    run.add_argument(
+        "--seeds",
+        type=int,
+        metavar="S",
+        help="with --around-best: seeds per value, trained batched (2 to 100; default 5)",
+    )
+    run.add_argument(
+        "--around-name",
+        metavar="NAME",
+        help="with --around-best: name the study NAME instead of STUDY-around-PARAM",
+    )
 
     worker = sub.add_parser(
         "worker",
@@ -238,7 +259,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     import hpexp
 
     hpexp.run_study(
-        args.study, workers=args.workers, progress=not args.no_progress, **_study_kwargs(args)
+        args.study,
+        workers=args.workers,
+        progress=not args.no_progress,
+        around_best=args.around_best,
+        seeds=args.seeds,
+        around_name=args.around_name,
+        **_study_kwargs(args),
     )
     return 0
 
@@ -271,6 +298,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     result = hpexp.load_study(args.study, storage=args.storage, tracking_uri=args.tracking_uri)
     print(all_trials(result) if args.all else summary(result, top=args.top))
+    if result.spec.around_best and not args.all:
+        from hpexp.report.summary import around_table
+
+        print("\n" + around_table(result))
     return 0
 
 

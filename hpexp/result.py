@@ -13,6 +13,7 @@ import pandas as pd
 from hpexp.errors import HpexpError
 from hpexp.nn import MLP, load_model
 from hpexp.report.tables import compare, trials_frame
+from hpexp.search.around import DEFAULT_SEEDS
 from hpexp.search.objective import ModelFiles
 from hpexp.search.space import fold
 from hpexp.search.spec import METRICS, StudySpec
@@ -163,6 +164,16 @@ class StudyResult:
         """The best trial's configuration as a study file's `fixed:` mapping (per-layer values
         as lists); `hpexp best STUDY --yaml` prints it."""
         return fold(self.spec, self.best_trial.params)
+
+    def around_best(self, param: str, seeds: int = DEFAULT_SEEDS, **run: Any) -> StudyResult:
+        """Train `param` over a grid of values around the best configuration's, everything else
+        fixed at it, `seeds` seeds per value: the study `<name>-around-<param>` in the same
+        storage, run (or resumed) by `hpexp.run_study(..., around_best=param)`, which takes
+        `run`'s other arguments (`around_name`, `timeout`, `workers`, `verbose`, ...). Its
+        `compare(param)` says whether the best value stands out from its neighbours."""
+        from hpexp.study import run_study
+
+        return run_study(self.spec, around_best=param, seeds=seeds, **run)
 
     def _direction(self, metric: str) -> str:
         known = {o.metric: o.direction for o in self.spec.objectives}

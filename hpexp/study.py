@@ -29,11 +29,20 @@ from hpexp.data import Dataset
 from hpexp.errors import DataError, SpecError
 from hpexp.nn._memory import keep_freed_memory
 from hpexp.result import MODEL_ARTIFACT, StudyResult
+from hpexp.search.around import (
+    DEFAULT_SEEDS,
+    around_spec,
+    check_around,
+    check_seeds,
+    searched_param,
+)
 from hpexp.search.factories import models_root, redact_url, unmask_url
+from hpexp.search.identity import check_identity
 from hpexp.search.objective import ModelFiles, Objective, worker_id
 from hpexp.search.places import check_places
 from hpexp.search.runner import (
     finished_count,
+    open_storage,
     open_study,
     optimize,
     quiet_optuna,
@@ -71,6 +80,9 @@ def run_study(
     progress: bool = True,
     verbose: bool = True,
     wait_for_mlflow: bool = False,
+    around_best: str | None = None,
+    seeds: int | None = None,
+    around_name: str | None = None,
 ) -> StudyResult:
     """Run (or resume) a study until it has `n_trials` finished trials or `timeout` seconds
     pass; both default to the study file's budget. Returns the StudyResult once every trial's
@@ -83,11 +95,73 @@ def run_study(
     at once (default: the file's `workers`, else 1; "auto": one per core). `heartbeat`: seconds
     between workers' heartbeats on a database storage (see `make_storage`). Bad input, a
     changed study identity or an unreachable store raise SpecError before anything is written.
+
+    `around_best="learning_rate"` runs (or resumes) instead the study `<name>-around-<param>`
+    (or `around_name`) in the same storage: the study's best configuration, fixed, with that
+    one hyperparameter over a grid of values around its best one (`hpexp.search.around`),
+    `seeds` seeds per value (default 5; from 2 to 100), trained batched; one trial per value,
+    none pruned. It returns that study's result and, with `verbose`, prints
+    `result.compare(param)` with the best value marked. The study itself must have a
+    completed trial; it is not run further.
     """
     spec = _with_places(load_spec(study, overrides), storage, tracking_uri)
     if workers is not None:
         spec = dataclasses.replace(spec, workers=_workers(workers))
-    return _run(spec, (n_trials, timeout), heartbeat, progress, verbose, wait_for_mlflow)
+    if around_best is not None:
+        if n_trials is not None:
+            raise SpecError(
+                "--n-trials: a study around the best trains one trial per value of its grid; "
+                "leave --n-trials out (--timeout stops it early, a second run resumes it)"
+            )
+        seeds = DEFAULT_SEEDS if seeds is None else seeds
+        spec = _around(spec, around_best, seeds, around_name)
+        if verbose:
+            print(f"{spec.name}: {spec.description}")
+    elif seeds is not None or around_name is not None:
+        raise SpecError("--seeds and --around-name go with --around-best PARAM")
+    result = _run(spec, (n_trials, timeout), heartbeat, progress, verbose, wait_for_mlflow)
+    if around_best is not None and verbose:
+        from hpexp.report.summary import around_table
+
+        print("\n" + around_table(result))
+    return result
+
+
+def _around(spec: StudySpec, param: str, seeds: int, name: str | None) -> StudySpec:
+    """The study around the best of study `spec` (which must exist, as `spec` describes it,
+    with a completed trial), checked against the one of that name if it exists already."""
+    searched_param(spec, param)
+    check_seeds(seeds)
+    run_first = "run it first" + (f": hpexp run {spec.source}" if spec.source != "<dict>" else "")
+    try:
+        storage = open_storage(spec.storage)
+    except SpecError:  # no storage file yet
+        names: list[str] = []
+    else:
+        names = optuna.get_all_study_names(storage)
+    if spec.name not in names:
+        raise SpecError(
+            f"--around-best: no study '{spec.name}' in {redact_url(spec.storage)} yet; {run_first}"
+        )
+    base = optuna.load_study(study_name=spec.name, storage=storage)
+    check_identity(spec, base.user_attrs.get("identity"))
+    result = StudyResult(spec, base, ModelFiles(models_root(spec.storage) / spec.name))
+    if not result._has_best():
+        raise SpecError(
+            f"--around-best: study '{spec.name}' has no completed trial yet; {run_first}"
+        )
+    derived = around_spec(
+        spec,
+        param,
+        result.best_trial,
+        seeds=seeds,
+        name=name,
+        base_fingerprint=str(base.user_attrs.get("fingerprint", "")),
+    )
+    if derived.name in names:
+        existing = optuna.load_study(study_name=derived.name, storage=storage)
+        check_around(derived, existing.user_attrs.get("identity"))
+    return derived
 
 
 def work_study(
@@ -386,10 +460,10 @@ class _Trials:
         done = finished_count(self.study)
         todo = None if self.budget is None else max(self.budget - done, 0)
         if todo == 0 and per_trial is None:
-            say_line(
-                f"study '{self.spec.name}' already has {done} of {self.budget} trials; "
-                "raise n_trials (--n-trials) to run more"
-            )
+            more = "raise n_trials (--n-trials) to run more"
+            if self.spec.around_best:
+                more = "every value of its grid has run"
+            say_line(f"study '{self.spec.name}' already has {done} of {self.budget} trials; {more}")
         bar = _Progress(todo, self.spec) if progress and todo != 0 else None
 
         def on_trial(trial: optuna.trial.FrozenTrial) -> None:

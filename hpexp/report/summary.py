@@ -11,7 +11,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from hpexp.result import StudyResult
 
-__all__ = ["all_trials", "counts_line", "summary", "top_trials"]
+__all__ = ["all_trials", "around_table", "counts_line", "summary", "top_trials"]
 
 # statuses named in the counts line only when some trial has them: (singular, plural)
 _RARE = {
@@ -124,3 +124,41 @@ def summary(result: StudyResult, top: int = 5) -> str:
         lines.append("no completed trial yet")
     lines.append(f"browse: make ui, then open {result.ui_url()}")
     return "\n".join(lines)
+
+
+def around_table(result: StudyResult) -> str:
+    """For a study made by --around-best: `result.compare(param)` (per value: mean, std, se
+    and 95% interval over its seeds), the base study's best value marked `*`, and the values
+    whose trial did not complete."""
+    origin = result.spec.around_best
+    param, values = origin["param"], list(result.spec.search[origin["param"]].choices)
+    best = origin["config"][param]
+    best = best[0] if isinstance(best, list) else best
+    head = (
+        f"{param} around trial {origin['trial']} of study '{origin['study']}' "
+        f"(* its value), {result.spec.repeats} seeds per value: {result.spec.metric}"
+    )
+    trials = result.trials
+    done = set(trials.loc[trials["status"] == "complete", param]) if param in trials else set()
+    lines = [head]
+    if done:
+        table = result.compare(param, bins=len(values))
+        table.index = pd.Index([_label(v, v == best) for v in table.index], name=param)
+        with _display():
+            lines.append(table.to_string())
+    missing = [v for v in values if v not in done]
+    if missing:
+        last: dict[object, str] = {}  # value -> how its latest trial ended
+        for _, row in trials.iterrows() if param in trials else ():
+            reason = _short(row.get("fail_reason"))
+            last[row[param]] = row["status"] + (f": {reason}" if reason else "")
+        lines.append(
+            "no result for "
+            + ", ".join(f"{_label(v, v == best)} ({last.get(v, 'not run yet')})" for v in missing)
+        )
+    return "\n".join(lines)
+
+
+def _label(value: object, best: bool) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{text} *" if best else text

@@ -69,7 +69,7 @@ def compare(
     trials: pd.DataFrame, param: str, metric: str, direction: str, bins: int = 4
 ) -> pd.DataFrame:
     """`metric` per value of `param`, best group first. Numeric parameters with more than 6
-    distinct values are split into `bins` quantile bins.
+    (and more than `bins`) distinct values are split into `bins` quantile bins.
 
     Columns: `count` completed trials (the sample), `pruned` trials (counted only: a network
     stopped early has no final metric comparable with the others, so they are left out of
@@ -77,9 +77,9 @@ def compare(
     95% t interval mean ± t(count-1)·se) and `best`. Failed and running trials are left out.
 
     With `repeats`, a trial's metric is the mean over its seeds and trials stay the sample. A
-    group of one trial takes std and se from its seeds instead (`<metric>_std` over
-    `repeats_run` networks, t with repeats-1 degrees of freedom): the seed noise of that one
-    configuration. Without repeats a single trial has no interval (NaN)."""
+    group of one trial takes std and se from its seeds instead (`<metric>_std`, their sample
+    std, over `repeats_run` networks, t with repeats-1 degrees of freedom): the seed noise of
+    that one configuration. Without repeats a single trial has no interval (NaN)."""
     if param not in trials.columns:
         per_layer = sorted(c for c in trials.columns if c.startswith(f"{param}_"))
         hint = f" (searched per layer: compare {', '.join(per_layer)})" if per_layer else ""
@@ -89,7 +89,7 @@ def compare(
         raise HpexpError(f"no metric {metric!r} recorded yet; run some trials first")
     counted = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
     key = counted[param]
-    if pd.api.types.is_numeric_dtype(key) and key.nunique() > 6:
+    if pd.api.types.is_numeric_dtype(key) and key.nunique() > max(6, bins):
         key = pd.qcut(key, q=bins, duplicates="drop")
     rows = {
         value: _group(group, metric, direction)
@@ -132,15 +132,15 @@ def _group(group: pd.DataFrame, metric: str, direction: str) -> list[float]:
 
 def _seed_spread(done: pd.DataFrame, metric: str) -> tuple[float, float, int]:
     """(std, se, degrees of freedom) over the seeds of the one completed trial in `done`, from
-    its population std over `repeats_run` networks; NaNs when it trained one network."""
+    the sample std over its `repeats_run` networks that the objective records (`<metric>_std`,
+    see `hpexp.search.repeats`); NaNs when it trained one network."""
     row = done[np.isfinite(done[metric].to_numpy(dtype=float))].iloc[0]
     r = row.get("repeats_run")
-    spread = row.get(f"{metric}_std")
-    if pd.isna(r) or pd.isna(spread) or int(r) < 2:
+    std = row.get(f"{metric}_std")
+    if pd.isna(r) or pd.isna(std) or int(r) < 2:
         return np.nan, np.nan, 0
     r = int(r)
-    std = float(spread) * np.sqrt(r / (r - 1))  # population std -> sample std
-    return std, std / np.sqrt(r), r - 1
+    return float(std), float(std) / np.sqrt(r), r - 1
 
 
 def _t_quantile(df: int) -> float:

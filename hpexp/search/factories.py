@@ -77,7 +77,7 @@ def make_sampler(
     base = options.pop("seed", seed)
     options["seed"] = base if name in SELF_PLACING else stream_seed(base, *stream)
     if name == "grid":
-        return optuna.samplers.GridSampler(grid or {}, **options)
+        return _GridSampler(grid or {}, **options)
     if name == "tpe":
         options.setdefault("multivariate", True)
         options.setdefault("group", True)  # conditional spaces: per-layer units exist by depth
@@ -86,6 +86,15 @@ def make_sampler(
     if name == "qmc":
         options.setdefault("warn_independent_sampling", False)
     return constructor("sampler", name)(**options)
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, except that it does not stop the study after the last point of
+    the grid: `Study.stop` works only inside `Study.optimize`, and hpexp asks and tells. The
+    study's budget ends it, or its duplicate proposals once the grid is exhausted."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
 
 
 def make_pruner(options: dict[str, Any]) -> optuna.pruners.BasePruner:

@@ -4,7 +4,9 @@ The identity is stored with the study when it is created (Optuna study attribute
 and the MLflow study run's tag `hpexp.fingerprint`). Running the study again with a study file
 or `--set` that changes any of it is refused, naming the fields that differ: the new trials
 would not be comparable with the old ones. Budget (`n_trials`, `timeout`) and presentation
-(`description`, tracking) may change freely.
+(`description`, tracking) may change freely. A study made by `--around-best` also has the base
+study's name and fingerprint, its best trial and that trial's configuration in its identity
+(`around_best`), so it is never resumed around another best.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def identity(spec: StudySpec) -> dict[str, Any]:
         "seed": spec.seed,
         "enqueue": [dict(e) for e in spec.enqueue],
     }
+    if spec.around_best:  # a study around another's best: which study, trial, configuration
+        doc["around_best"] = dict(spec.around_best)
     return json.loads(json.dumps(doc, sort_keys=True, default=list))
 
 

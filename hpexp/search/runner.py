@@ -11,6 +11,7 @@ the study's: `optimize` stops when the storage holds `n_trials` finished trials.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import socket
@@ -482,7 +483,11 @@ def reopen_study(name: str, storage: str | None = None) -> tuple[StudySpec, optu
     if not isinstance(raw, dict):
         raise SpecError(f"study '{name}' in {redact_url(storage)} was not created by hpexp")
     raw = {k: v for k, v in raw.items() if k not in ("storage", "tracking")}
-    return load_spec({**raw, "storage": storage}), study
+    spec = load_spec({**raw, "storage": storage})
+    origin = (study.user_attrs.get("identity") or {}).get("around_best")
+    if origin:  # a study made by --around-best: where it came from is part of what it is
+        spec = dataclasses.replace(spec, around_best=origin)
+    return spec, study
 
 
 def list_studies(storage: str | None = None) -> pd.DataFrame:

@@ -124,6 +124,9 @@ class StudySpec:
     workers: int = 1  # processes training at once on this host
     source: str = "<dict>"  # the file it came from, for messages
     raw: dict[str, Any] = field(default_factory=dict)  # the validated document, as written
+    # a study made by --around-best (hpexp.search.around): the base study, its fingerprint, the
+    # best trial and its configuration; part of the identity, not a study-file key
+    around_best: dict[str, Any] = field(default_factory=dict)
 
     @property
     def multi_objective(self) -> bool:
