@@ -196,7 +196,8 @@ def build_report(
             f"(run more trials: hpexp run {result.name} ...)"
         )
     study = _in_memory(result.study)
-    report = Report(result.name, result.spec.description, _facts(result))
+    offline = _offline(result)
+    report = Report(result.name, result.spec.description, _facts(offline))
     effects = _attempt("importance", lambda: result.effects(resamples=resamples), report.left_out)
     common = [p for p in _params(result) if p in _common(study)]  # in the study file's order
     ranked = _ranked(effects, common)
@@ -209,8 +210,16 @@ def build_report(
             report.figures.append(Figure(part.key, part.title, part.caption, figure, height))
         elif not any(line.startswith(f"{part.key}:") for line in report.left_out):
             report.left_out.append(f"{part.key}: {_WHY_EMPTY[part.key]}")
-    report.tables = _tables(result, effects, resamples, report.left_out)
+    report.tables = _tables(result, offline, effects, resamples, report.left_out)
     return report
+
+
+def _offline(result: StudyResult) -> StudyResult:
+    """`result`, or one like it that does not look its trials' MLflow runs up (the report
+    shows no run ids): its tables need neither MLflow's import nor its store."""
+    if result._all_ids:
+        return result
+    return type(result)(result.spec, result.study, result.models, run_ids={})
 
 
 @dataclass(frozen=True)
@@ -432,7 +441,11 @@ def _facts(result: StudyResult) -> list[str]:
 
 
 def _tables(
-    result: StudyResult, effects: pd.DataFrame | None, resamples: int, left_out: list[str]
+    result: StudyResult,
+    offline: StudyResult,
+    effects: pd.DataFrame | None,
+    resamples: int,
+    left_out: list[str],
 ) -> list[Table]:
     metric = result.spec.metric
     tables = [
@@ -442,7 +455,7 @@ def _tables(
             f"The {TOP} best completed trials by {metric}"
             + (" (pareto: * on the Pareto front)" if result.spec.multi_objective else "")
             + ".",
-            top_trials(result, TOP),
+            top_trials(offline, TOP),
         )
     ]
     if effects is not None:
@@ -456,7 +469,7 @@ def _tables(
             )
         )
     for param in _params(result):
-        table = _attempt(f"compare {param}", functools.partial(result.compare, param), left_out)
+        table = _attempt(f"compare {param}", functools.partial(offline.compare, param), left_out)
         if table is None or len(table) < 2:
             continue
         tables.append(

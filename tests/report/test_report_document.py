@@ -291,18 +291,27 @@ def test_command_errors_are_one_line(workdir: Path, capsys: pytest.CaptureFixtur
     _fails(capsys, ["report", "empty"], "study 'empty' has no completed trial yet")
 
 
-def test_command_writes_the_report(studydir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_writes_the_report(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A study MLflow has no run of: the report is written, not logged, and no MLflow store is
+    created for it."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    journal_study(studydir)
-    uri = f"sqlite:///{studydir / 'mlflow.db'}"
-    assert main(["report", "rep", "--out", "out", "--color-by", "learning_rate",
-                 "--tracking-uri", uri]) == 0  # fmt: skip
+    journal_study(workdir)
+    assert main(["report", "rep", "--out", "out", "--color-by", "learning_rate"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("wrote out/report.html (") and "out/report.md" in out
     assert err.count("\n") == 1
     assert "not logged to MLflow: study 'rep' has no MLflow run yet; hpexp sync rep" in err
-    page = (studydir / "out" / "report.html").read_text(encoding="utf-8")
+    page = (workdir / "out" / "report.html").read_text(encoding="utf-8")
     assert "<h2>Learning curves by learning_rate</h2>" in page
+    assert sorted(p.name for p in workdir.iterdir()) == ["optuna.journal", "out"]
+
+
+def test_logging_needs_the_store_and_the_run(tmp_path: Path) -> None:
+    from hpexp.tracking.projection import log_files
+
+    with pytest.raises(LookupError, match="no MLflow store"):
+        log_files(f"sqlite:///{tmp_path / 'mlflow.db'}", "0" * 32, [])
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_the_study_engine_imports_no_plotting_or_mlflow() -> None:
