@@ -4,9 +4,10 @@
 its stdin, which trials finished; the child reads them from the Optuna storage and writes their
 MLflow runs, so training never waits for MLflow (and MLflow's import, store creation and
 requests run on another core). At the end it writes the last trials' runs and answers with
-the run ids; it then writes the study's artifacts (trials table, plots, best model) by itself,
-so a study returns as soon as its trials are in MLflow (`close(..., artifacts=True)` waits for
-them too). Until it is done it holds the study's MLflow lock, which `hpexp check` waits for.
+the run ids; it then writes the study's artifacts (trials table, plots, report, best model) by
+itself, so a study returns as soon as its trials are in MLflow (`close(..., artifacts=True)`
+waits for them too). Until it is done it holds the study's MLflow lock, which `hpexp check`
+waits for.
 
 The child is in a session of its own and ignores Ctrl-C: when the study process is stopped or
 killed, it still writes what had finished, then exits. If MLflow stops answering, the study

@@ -8,6 +8,7 @@
     hpexp list | show STUDY [--all] | best STUDY [--yaml] | ui | predict MODEL DATA.csv | datasets
     hpexp reproduce STUDY TRIAL    (train a trial again; exit 1 unless it matches bit for bit)
     hpexp reevaluate STUDY --top K --seeds S    (the top K and the baselines with S fresh seeds)
+    hpexp report STUDY [--out DIR] [--color-by PARAM]   (report.html + report.md, also in MLflow)
 
 Bad input prints one line on stderr and exits with code 2; run, worker and ui stopped by a
 signal exit with 128 + its number (Ctrl-C 130, SIGTERM 143).
@@ -195,6 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _places(reeval)
 
+    report = sub.add_parser(
+        "report",
+        help="write a study's report: report.html (interactive figures, opens offline) and "
+        "report.md (tables); both are logged to the study's MLflow run",
+    )
+    report.add_argument("study", help="study name")
+    report.add_argument(
+        "--out", metavar="DIR", help="folder to write into (default: hpexp-models/STUDY/)"
+    )
+    report.add_argument(
+        "--color-by",
+        metavar="PARAM",
+        help="colour the learning curves by this parameter (default: the most important)",
+    )
+    _places(report)
+
     sync = sub.add_parser(
         "sync", help="rebuild what MLflow is missing or has wrong from the Optuna storage"
     )
@@ -372,6 +389,25 @@ def cmd_reevaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import hpexp
+
+    files = hpexp.report_study(
+        args.study,
+        out=args.out,
+        color_by=args.color_by,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+    )
+    size = files.html.stat().st_size / 1e6
+    print(f"wrote {files.html} ({size:.1f} MB) and {files.markdown} in {files.seconds:.1f} s")
+    if files.mlflow_run:
+        print(f"  logged to the study's MLflow run {files.mlflow_run}")
+    else:
+        print(f"hpexp: warning: report not logged to MLflow: {files.not_logged}", file=sys.stderr)
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     import hpexp
 
@@ -465,6 +501,7 @@ COMMANDS = {
     "best": cmd_best,
     "reproduce": cmd_reproduce,
     "reevaluate": cmd_reevaluate,
+    "report": cmd_report,
     "sync": cmd_sync,
     "check": cmd_check,
     "ui": cmd_ui,

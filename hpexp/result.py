@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -207,6 +208,15 @@ class StudyResult:
             resamples=resamples,
             seed=seed,
         )
+
+    def report(self, out: str | Path | None = None, color_by: str | None = None) -> Any:
+        """Write the study report, report.html (interactive figures, opens offline) and
+        report.md, into `out` (default: beside the study's networks); `color_by` colours the
+        learning curves (default: the most important parameter). Returns a
+        `hpexp.report.document.ReportFiles`; `hpexp.report_study` also logs them to MLflow."""
+        from hpexp.report.document import write_report
+
+        return write_report(self, out, color_by=color_by)
 
     def reproduce(self, trial: int | str) -> Any:
         """Train trial `trial` (number or MLflow run id) again and compare it with its record,

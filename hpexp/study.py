@@ -6,7 +6,8 @@ The one module that composes the stages; each stage knows only those to its left
               (its identity checked), start the MLflow writer
     optimize  ask, train, tell until the study's budget is reached; each finished trial is
               handed to the writer
-    close     the writer adds the study's artifacts and ends its run; the summary is printed
+    close     the writer adds the study's artifacts (trials table, plots, report, best model)
+              and ends its run; the summary is printed
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pandas as pd
 
 from hpexp.background import BackgroundSync
 from hpexp.data import Dataset
-from hpexp.errors import DataError, SpecError
+from hpexp.errors import DataError, HpexpError, SpecError
 from hpexp.nn._memory import keep_freed_memory
 from hpexp.result import MODEL_ARTIFACT, StudyResult
 from hpexp.search.around import (
@@ -36,7 +37,7 @@ from hpexp.search.around import (
     check_seeds,
     searched_param,
 )
-from hpexp.search.factories import models_root, redact_url, unmask_url
+from hpexp.search.factories import models_root, redact_url, scrub, unmask_url
 from hpexp.search.identity import check_identity
 from hpexp.search.objective import ModelFiles, Objective, worker_id
 from hpexp.search.places import check_places
@@ -59,9 +60,10 @@ from hpexp.tracking.stores import (
 )
 
 if TYPE_CHECKING:  # MLflow is imported by the writer, not by the process that trains
+    from hpexp.report.document import ReportFiles
     from hpexp.sync import Syncer, SyncReport
 
-__all__ = ["check_study", "load_study", "run_study", "sync_study", "work_study"]
+__all__ = ["check_study", "load_study", "report_study", "run_study", "sync_study", "work_study"]
 
 #: The study run's artifacts: [(file or folder, artifact path)], metrics, tags.
 Artifacts = tuple[list[tuple[Path, str | None]], dict[str, float], dict[str, str]]
@@ -260,6 +262,13 @@ def _run_with(
         from hpexp.report.summary import summary
 
         print(summary(result))
+        if result._has_best() and reply.get("ok"):
+            from hpexp.report.document import HTML_NAME
+
+            print(
+                f"report: {models.root / HTML_NAME}  (written with the study run's artifacts; "
+                f"again, coloured by PARAM: hpexp report {spec.name} --color-by PARAM)"
+            )
     if stopped == "exhausted":
         say(
             f"stopped early: the sampler kept proposing configurations study '{spec.name}' "
@@ -338,6 +347,45 @@ def sync_study(
     if report.written or report.removed or _parent_incomplete(syncer):
         syncer.close("RUNNING" if running else "FINISHED", artifacts)
     return report
+
+
+def report_study(
+    name: str,
+    *,
+    out: str | Path | None = None,
+    color_by: str | None = None,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+) -> ReportFiles:
+    """Write study `name`'s report.html and report.md into `out` (default: beside its trained
+    networks, `hpexp-models/<study>/`) and log both to the study's MLflow run. `color_by`
+    colours the learning curves (default: the most important parameter). An unknown study or
+    parameter, or a study without a completed trial, raises HpexpError; an MLflow that lacks
+    the study's run or does not answer leaves the files unlogged (`not_logged` says why)."""
+    from hpexp.report.document import write_report
+
+    result = load_study(name, storage=storage, tracking_uri=tracking_uri)
+    files = write_report(result, out, color_by=color_by)
+    files.mlflow_run, files.not_logged = _log_report(result, files.paths)
+    return files
+
+
+def _log_report(result: StudyResult, paths: list[Path]) -> tuple[str | None, str | None]:
+    """(the study's MLflow run the report was logged to, None) or (None, why not)."""
+    run_id = result.parent_run_id
+    fix = f"hpexp sync {result.name} writes the study's run, report included"
+    if not run_id:
+        return None, f"study '{result.name}' has no MLflow run yet; {fix}"
+    try:
+        check_reachable(result.tracking_uri, "--tracking-uri")
+        from hpexp.tracking.projection import log_files
+
+        log_files(result.tracking_uri, run_id, paths)
+    except Exception as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        where = redact_url(result.tracking_uri)
+        return None, f"MLflow at {where}: {scrub(text, result.tracking_uri)}; {fix}"
+    return run_id, None
 
 
 def check_study(
@@ -607,15 +655,21 @@ def _syncer(
 
 
 def _parent_incomplete(syncer: Syncer) -> bool:
+    """Whether the study's run lacks its end: a status, the best trial, the report."""
+    from hpexp.report.document import HTML_NAME
+
     run = syncer.projection._get(syncer.projection.parent_run_id)
-    return run is None or run.info.status == "RUNNING" or "hpexp.best_trial" not in run.data.tags
+    if run is None or run.info.status == "RUNNING" or "hpexp.best_trial" not in run.data.tags:
+        return True
+    return not syncer.projection.has_artifact(run.info.run_id, HTML_NAME)
 
 
 def study_artifacts(
     result: StudyResult, example: pd.DataFrame | None, out: Path, run_ids: dict[int, str]
 ) -> Artifacts:
-    """Write the study run's artifacts under `out` (trials table, plots, best model as .npz and
-    as a pyfunc model); return [(path, artifact folder)], metrics and tags."""
+    """Write the study run's artifacts under `out` (trials table, plots, the report beside the
+    study's networks, best model as .npz and as a pyfunc model); return [(path, artifact
+    folder)], metrics and tags."""
     from hpexp.nn import save_model
     from hpexp.report.plots import save_study_plots
 
@@ -626,6 +680,7 @@ def study_artifacts(
     jobs = min(4, os.cpu_count() or 1)  # the study process waits meanwhile: use every core
     if save_study_plots(result.study, out / "plots", target_name=result.spec.metric, jobs=jobs):
         artifacts.append((out / "plots", "plots"))
+    artifacts += [(path, None) for path in _report(result, out)]
     statuses = [trial_status(t) for t in result.study.get_trials(deepcopy=False)]
     metrics = {f"trials_{s}": float(statuses.count(s)) for s in STATUSES[:5]}
     tags: dict[str, str] = {}
@@ -648,3 +703,22 @@ def study_artifacts(
         if best.number in run_ids:
             tags["hpexp.best_run_id"] = run_ids[best.number]
     return artifacts, metrics, tags
+
+
+def _report(result: StudyResult, out: Path) -> list[Path]:
+    """The study report (report.html, report.md) for the study's run, written beside its
+    networks (into `out` when that folder cannot be written). [] before a trial completed, or
+    with a warning when the report fails: the study's run closes all the same."""
+    if not result._has_best():
+        return []
+    from hpexp.report.document import build_report
+
+    try:
+        report = build_report(result)
+        try:
+            return list(report.write(result.models.root))
+        except HpexpError:
+            return list(report.write(out))
+    except Exception as e:
+        print(f"hpexp: warning: no study report ({type(e).__name__}: {e})", file=sys.stderr)
+        return []

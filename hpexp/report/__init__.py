@@ -1,3 +1,5 @@
-"""Reports of finished studies: tables and comparisons (`tables`), figures (`plots`).
+"""Reports of finished studies: tables and comparisons (`tables`), importances (`effects`), PNG
+figures (`plots`), interactive figures (`figures`) and the study report, report.html and
+report.md (`document`).
 
-Nothing is imported here: the figures need matplotlib, which a table does not."""
+Nothing is imported here: the figures need matplotlib or plotly, which a table does not."""

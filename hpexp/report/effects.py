@@ -48,9 +48,10 @@ def effects(
 
     Index (evaluator, param); columns `importance` (on all completed trials; each evaluator's
     sum to 1), and over the bootstrap resamples `mean`, `low` and `high` (2.5 and 97.5
-    percentiles). Only completed trials with a finite value count; a parameter counts when
-    every one of them has it (per-layer units of layers some networks lack do not) and it
-    took more than one value. Same study and seed, same table."""
+    percentiles; resamples whose trials all have one value are left out). Only completed
+    trials with a finite value count; a parameter counts when every one of them has it
+    (per-layer units of layers some networks lack do not) and it took more than one value.
+    Same study and seed, same table."""
     unknown = [e for e in evaluators if e not in EVALUATORS]
     if unknown:
         raise HpexpError(f"unknown evaluator {unknown[0]!r}; choose from {', '.join(EVALUATORS)}")
@@ -84,12 +85,23 @@ def _table(
     rows = []
     for name in evaluators:
 
-        def importances(chosen: Sequence[FrozenTrial], name: str = name) -> list[float]:
-            got = _importances(chosen, params, EVALUATORS[name](seed))
+        def importances(chosen: Sequence[FrozenTrial], name: str = name) -> list[float] | None:
+            try:
+                got = _importances(chosen, params, EVALUATORS[name](seed))
+            except RuntimeError as e:  # fANOVA, when every chosen trial has the same value
+                if "zero total variance" in str(e):
+                    return None
+                raise
             return [got[p] for p in params]
 
         point = importances(trials)
-        boot = np.array([importances([trials[i] for i in s]) for s in samples])
+        if point is None:
+            raise HpexpError(
+                "importances need completed trials whose values differ; every one has the same"
+            )
+        # a resample of trials that all have one value has no variance to share out: left out
+        found = [importances([trials[i] for i in s]) for s in samples]
+        boot = np.array([b for b in found if b is not None] or [[np.nan] * len(params)])
         low, high = np.percentile(boot, [2.5, 97.5], axis=0)
         for k, p in enumerate(params):
             rows.append((name, p, point[k], boot[:, k].mean(), low[k], high[k]))

@@ -35,7 +35,7 @@ from hpexp.tracking.stores import (
     quiet_mlflow,
 )
 
-__all__ = ["Projection", "TrialRecord"]
+__all__ = ["Projection", "TrialRecord", "log_files"]
 
 TAG = "hpexp."  # prefix of hpexp's own tags
 MAX_PARAM_LENGTH = 6000
@@ -160,6 +160,11 @@ class Projection:
         except MlflowException:
             return None
         return run if run.info.lifecycle_stage == "active" else None
+
+    def has_artifact(self, run_id: str, path: str) -> bool:
+        """Whether run `run_id` has an artifact at `path` (a file at its top, or in a folder)."""
+        folder = path.rpartition("/")[0] or None
+        return any(a.path == path for a in self.client.list_artifacts(run_id, folder))
 
     def _find_parent(self) -> Run | None:
         runs = self._search(f"tags.`{TAG}role` = 'study' and tags.`{TAG}study` = '{self._q()}'")
@@ -356,3 +361,23 @@ class Projection:
             params=[Param(k, _param(v)) for k, v in params.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
+
+
+def log_files(tracking_uri: str, run_id: str, files: Iterable[Path]) -> None:
+    """Log `files` at the top of run `run_id`'s artifacts, replacing files of the same names.
+    Raises LookupError when the store or the run (not deleted) does not exist: nothing is
+    created, an embedded store included."""
+    quiet_mlflow()
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not db.is_file():
+            raise LookupError(f"no MLflow store at {db}")
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise LookupError(f"no MLflow run {run_id}") from None
+    if run.info.lifecycle_stage != "active":
+        raise LookupError(f"MLflow run {run_id} was deleted")
+    for path in files:
+        client.log_artifact(run_id, str(path))

@@ -135,3 +135,26 @@ def test_study_result_delegates_with_its_objective(tmp_path: Path) -> None:
     )
     by_cost = result.effects("val_cost", evaluators=["fanova"], resamples=4, seed=3)
     assert by_cost.index.get_level_values("param")[0] == "activation"
+
+
+def few_trials(values: list[float]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for k, v in enumerate(values):
+        study.add_trial(
+            create_trial(
+                value=v,
+                params={"learning_rate": 10.0 ** -(k + 1), "activation": ("relu", "tanh")[k % 2]},
+                distributions=SPACE,
+                user_attrs={"metrics": {"val_accuracy": v}},
+            )
+        )
+    return study
+
+
+def test_resamples_of_equal_values_are_left_out() -> None:
+    """Of 3 trials, a resample often draws only the two with one value: fANOVA has no
+    variance to share out there, and the interval comes from the other resamples."""
+    got = effects(few_trials([0.5, 0.5, 0.9]), accuracy, "maximize", resamples=30, seed=0)
+    assert np.isfinite(got.to_numpy()).all()
+    with pytest.raises(hpexp.HpexpError, match="values differ"):
+        effects(few_trials([0.5, 0.5, 0.5]), accuracy, "maximize", evaluators=["fanova"])
