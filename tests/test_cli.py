@@ -234,6 +234,7 @@ def _hpexp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_subprocess_bad_study_exits_2_without_traceback(tmp_path: Path) -> None:
     _write_study(tmp_path / "study.yaml", search={"learning_rate": {"float": [0.1, 0.01]}})
     proc = _hpexp("run", "study.yaml", "--no-progress", cwd=tmp_path)

@@ -275,6 +275,7 @@ def test_huge_layer_dims_are_refused_before_allocating(case: str, copy: Path) ->
         assert "GiB" in line and "limit" in line
 
 
+@pytest.mark.slow
 def test_the_untampered_copy_predicts(copy: Path) -> None:
     """The cap and the environment leave room for a real prediction: the cases above fail
     because of the files, not because of the sandbox."""

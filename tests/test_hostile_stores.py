@@ -108,6 +108,7 @@ def time_limit(startup: float) -> float:
 # -- names that become paths ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_experiment_name_cannot_escape_the_working_folder(tmp_path: Path) -> None:
     work = tmp_path / "a" / "b" / "c"
     work.mkdir(parents=True)
@@ -123,6 +124,7 @@ def test_experiment_name_cannot_escape_the_working_folder(tmp_path: Path) -> Non
     assert not (tmp_path.parent / "escape_exp").exists()
 
 
+@pytest.mark.slow
 def test_a_300_character_experiment_name_is_refused_before_anything_is_written(
     folder: Path,
 ) -> None:
@@ -171,6 +173,7 @@ def closed_port() -> int:
     return free_ports(1)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flag", "url", "shown"),
     [
@@ -211,6 +214,7 @@ def test_an_unreachable_store_is_one_line_within_seconds(
 # -- stores that cannot be created ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flag", "value", "expected"),
     [

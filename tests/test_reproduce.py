@@ -29,6 +29,7 @@ def pruned_study(studydir: Path) -> hpexp.StudyResult:
     return result
 
 
+@pytest.mark.slow
 def test_completed_and_pruned_trials_match(
     pruned_study: hpexp.StudyResult, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -57,12 +58,14 @@ def test_completed_and_pruned_trials_match(
         assert err.startswith("hpexp: error: trial") and "0 to 5" in err
 
 
+@pytest.mark.slow
 def test_repeats_match(studydir: Path) -> None:
     result = run(tiny(repeats=2, budget={"n_trials": 2}))
     outcome = hpexp.reproduce(result, 1)
     assert outcome.matches, outcome.differences
 
 
+@pytest.mark.slow
 def test_other_seeds_differ_and_exit_1(
     pruned_study: hpexp.StudyResult,
     monkeypatch: pytest.MonkeyPatch,
@@ -90,6 +93,7 @@ def _csv_study(where: Path) -> dict:
     return tiny(name="csv", dataset={"name": str(where / "data.csv")}, budget={"n_trials": 2})
 
 
+@pytest.mark.slow
 def test_edited_data_file_is_refused(studydir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run(_csv_study(studydir))
     assert main(["reproduce", "csv", "0"]) == 0
@@ -103,6 +107,7 @@ def test_edited_data_file_is_refused(studydir: Path, capsys: pytest.CaptureFixtu
     assert "dataset" in err and "fingerprint" in err and "restore" in err
 
 
+@pytest.mark.slow
 def test_study_without_fingerprint_warns_and_reproduces(
     studydir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -228,6 +228,7 @@ def test_numbers_from_yaml_are_accepted() -> None:
     assert ds.m_train + ds.m_val + ds.m_test == 100
 
 
+@pytest.mark.slow
 def test_mnist1d_shapes_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HPEXP_CACHE_DIR", str(tmp_path))
     np.random.seed(123)

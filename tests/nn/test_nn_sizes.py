@@ -52,6 +52,7 @@ def test_cost_history_has_one_entry_per_update(iterations, make_problem):
     assert history.iterations_run == iterations
 
 
+@pytest.mark.slow
 def test_growing_history_holds_the_same_costs(make_problem):
     """A run stopped early has exactly the first costs of a full run: growth loses nothing."""
     model_a, model_b = hpexp.MLP([3, 5, 1], seed=4), hpexp.MLP([3, 5, 1], seed=4)
@@ -100,6 +101,7 @@ def test_many_iterations_allocate_nothing_up_front(make_problem):
     assert peak < 2**20, f"peak {peak:,} bytes"
 
 
+@pytest.mark.slow
 def test_a_billion_iterations_start_within_bounded_memory():
     """In a process capped at 1 GiB of address space, iterations=10**9 starts and stops early
     (the whole history up front would be 7.45 GiB)."""

@@ -40,6 +40,7 @@ def digits() -> hpexp.Dataset:
 # -- datasets ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_planar_flower_with_the_course_setting(planar):
     """The course: [2, 4, 1], tanh hidden, sigmoid out, full-batch gd, α = 1.2, 10000 iterations."""
     model = hpexp.MLP([2, 4, 1], activation="tanh", output="sigmoid", seed=0)
@@ -66,6 +67,7 @@ def test_planar_flower_is_not_linearly_separable(planar):
     assert hpexp.evaluate(model, planar.X_train, planar.Y_train)["accuracy"] < 0.75
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "settings",
     [

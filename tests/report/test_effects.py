@@ -64,6 +64,7 @@ def table() -> pd.DataFrame:
     return effects(make_study(), accuracy, "maximize", resamples=8, seed=3)
 
 
+@pytest.mark.slow
 def test_one_row_per_evaluator_and_parameter(table: pd.DataFrame) -> None:
     assert list(table.columns) == ["importance", "mean", "low", "high"]
     assert table.index.names == ["evaluator", "param"]
@@ -87,6 +88,7 @@ def test_the_parameter_that_sets_the_metric_comes_first(table: pd.DataFrame) -> 
     assert fanova.loc["activation", "low"] > fanova.loc["learning_rate", "high"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_table_other_seed_other_intervals(table: pd.DataFrame) -> None:
     again = effects(make_study(), accuracy, "maximize", resamples=8, seed=3)
     pd.testing.assert_frame_equal(table, again)
@@ -125,6 +127,7 @@ def test_bad_arguments_are_refused() -> None:
         effects(make_study(n=2), accuracy, "maximize")
 
 
+@pytest.mark.slow
 def test_study_result_delegates_with_its_objective(tmp_path: Path) -> None:
     study = make_study()
     doc = {**DOC, "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}}

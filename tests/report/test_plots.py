@@ -90,6 +90,7 @@ def written(study: optuna.Study, out: Path, **kw: str) -> set[str]:
     return {p.stem for p in paths}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("counts", "expected"),
     [
@@ -113,11 +114,13 @@ def test_figures_match_what_the_study_holds(counts: dict, expected: set, tmp_pat
     assert plt.get_fignums() == open_before
 
 
+@pytest.mark.slow
 def test_single_parameter(tmp_path: Path) -> None:
     study = study_of(n_complete=3, space={"learning_rate": SPACE["learning_rate"]})
     assert written(study, tmp_path) == ALL - {"learning_curves"}
 
 
+@pytest.mark.slow
 def test_constant_parameter_has_no_importance_plot(tmp_path: Path) -> None:
     space = {"hidden_units": IntDistribution(4, 64)}
     study = optuna.create_study()
@@ -131,6 +134,7 @@ def test_no_parameters(tmp_path: Path) -> None:
     assert written(study, tmp_path) == {"optimization_history"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_objectives", [2, 4], ids=lambda n: f"{n}-objectives")
 def test_multi_objective(n_objectives: int, tmp_path: Path) -> None:
     study = study_of(n_complete=6, directions=("maximize",) + ("minimize",) * (n_objectives - 1))
@@ -144,6 +148,7 @@ def test_multi_objective_without_complete_trials(tmp_path: Path) -> None:
     assert written(study, tmp_path) == set()
 
 
+@pytest.mark.slow
 def test_forty_trials_quick_repeatable_and_global_state_left_alone(tmp_path: Path) -> None:
     study = study_of(n_complete=30, n_pruned=10, n_failed=1, steps=50)
     open_before = plt.get_fignums()

@@ -180,6 +180,7 @@ def test_bad_arguments(workdir: Path, kwargs: dict[str, Any], expected: tuple[st
     _refused(workdir, "study.yaml", *expected, **kwargs)
 
 
+@pytest.mark.slow
 def test_unreachable_storage(workdir: Path) -> None:
     _write_study(workdir / "study.yaml")
     url = "postgresql://user:secret@127.0.0.1:1/db"

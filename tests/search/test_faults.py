@@ -538,6 +538,7 @@ def test_cut_journal_is_repaired_and_damage_in_the_middle_is_refused(tmp_path: P
 # -- a half-created MLflow store ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alembic_version", [False, True], ids=["bare", "mid-migration"])
 def test_half_created_mlflow_store_is_refused(tmp_path: Path, alembic_version: bool) -> None:
     write_study(tmp_path, tiny(name="half", budget={"n_trials": 1}))

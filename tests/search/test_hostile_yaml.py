@@ -90,12 +90,14 @@ def refused(
 LIMIT = f"more than {MAX_VALUES} values"
 
 
+@pytest.mark.slow
 def test_alias_bomb_in_search_choices(tmp_path: Path) -> None:
     text = study(search=f"{{activation: {{choice: {bomb()}}}}}")
     expected = ("study.yaml (line 4)", "aliases", LIMIT, "write the")
     refused(tmp_path, text, expected=expected, seconds=BOMB_SECONDS)
 
 
+@pytest.mark.slow
 def test_alias_bomb_as_dataset_option(tmp_path: Path) -> None:
     text = study(dataset=f"{{name: iris, junk: {bomb()}}}")
     refused(
@@ -103,12 +105,14 @@ def test_alias_bomb_as_dataset_option(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_alias_bomb_in_a_set_value(tmp_path: Path) -> None:
     line = refused(tmp_path, study(), "--set", f"dataset.junk={bomb()}", seconds=BOMB_SECONDS)
     assert line.startswith("hpexp: error: --set dataset.junk (line 1): aliases"), line
     assert LIMIT in line
 
 
+@pytest.mark.slow
 def test_alias_bomb_of_mappings(tmp_path: Path) -> None:
     levels = [f"k{i}: &k{i} {{" + ", ".join(f"x{j}: *k{i - 1}" for j in range(10)) + "}"
               for i in range(1, 9)]  # fmt: skip
@@ -118,11 +122,13 @@ def test_alias_bomb_of_mappings(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_alias_inside_its_own_value(tmp_path: Path) -> None:
     text = study(dataset="&d {name: iris, junk: *d}")
     refused(tmp_path, text, expected=("study.yaml (line 2)", "alias *d", "inside the value"))
 
 
+@pytest.mark.slow
 def test_nesting_too_deep(tmp_path: Path) -> None:
     depth = MAX_DEPTH + 10
     text = study(dataset="{name: iris, junk: " + "[" * depth + "]" * depth + "}")
@@ -144,11 +150,13 @@ DUPLICATES = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("text", "expected"), DUPLICATES)
 def test_duplicate_key(tmp_path: Path, text: str, expected: tuple[str, ...]) -> None:
     refused(tmp_path, text, expected=(*expected, "keep one"))
 
 
+@pytest.mark.slow
 def test_duplicate_key_in_a_set_value(tmp_path: Path) -> None:
     args = ("--set", "fixed={optimizer: adam, optimizer: gd}")
     line = refused(tmp_path, study(), *args, expected=("'optimizer' appears twice",))
@@ -186,6 +194,7 @@ NON_FINITE = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("entries", "expected"), NON_FINITE)
 def test_non_finite_number_in_study_file(
     tmp_path: Path, entries: dict[str, str], expected: tuple[str, ...]
@@ -193,6 +202,7 @@ def test_non_finite_number_in_study_file(
     refused(tmp_path, study(**entries), expected=("study.yaml", *expected))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
@@ -230,6 +240,7 @@ def test_a_bomb_is_refused_before_it_is_built() -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 def test_too_many_values_without_aliases() -> None:
     text = "junk: [" + ", ".join(["1"] * (MAX_VALUES + 1)) + "]\n"
     with pytest.raises(SpecError, match=f"{LIMIT}, the limit"):

@@ -333,6 +333,7 @@ def test_read_only_directory_is_only_checked(
     assert path.read_bytes() == clean + b"junk" and saved_files(path) == []
 
 
+@pytest.mark.slow
 def test_ten_megabytes_in_well_under_a_second(clean: bytes, path: Path) -> None:
     lines = clean.splitlines(keepends=True)
     body = b"".join(lines[1:])

@@ -28,6 +28,7 @@ def _states(study: optuna.Study) -> list[str]:
     return [t.state.name for t in study.get_trials(deepcopy=False)]
 
 
+@pytest.mark.slow
 def test_ready_queues_one_trial_with_its_parameters(studydir: Path) -> None:
     spec, study = _opened()
     proposer = Proposer.start(study, spec, 4, ())
@@ -80,6 +81,7 @@ def test_the_proposer_ends_with_the_study(studydir: Path) -> None:
         os.waitpid(proposer.pid, os.WNOHANG)  # reaped: no zombie, no orphan
 
 
+@pytest.mark.slow
 def test_a_study_is_the_same_sequence_every_time(studydir: Path, tmp_path: Path) -> None:
     first = run(tiny(budget={"n_trials": 6}))
     second_dir = tmp_path / "again"
@@ -92,6 +94,7 @@ def test_a_study_is_the_same_sequence_every_time(studydir: Path, tmp_path: Path)
     assert _states(first.study) == ["COMPLETE"] * 6  # nothing left queued at the budget
 
 
+@pytest.mark.slow
 def test_a_timeout_keeps_the_queued_trial_for_the_next_run(studydir: Path) -> None:
     spec, study = _opened(n_trials=50)
     from hpexp.search.factories import models_root

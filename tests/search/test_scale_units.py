@@ -86,6 +86,7 @@ def test_a_database_without_a_driver_names_the_fix() -> None:
     assert "secret" not in str(e.value) and "***" in str(e.value)
 
 
+@pytest.mark.slow
 def test_sqlite_storage_has_heartbeats_and_re_queues_a_dead_worker_s_trial(
     workdir: Path,
 ) -> None:

@@ -135,6 +135,7 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
 
 
+@pytest.mark.slow
 def test_cli_refuses_with_one_line_and_creates_nothing(tmp_path: Path) -> None:
     doc = study(search={"hidden_units": {"int": [8, 10**8]}}, fixed={"iterations": 10**9})
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))

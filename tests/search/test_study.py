@@ -32,6 +32,7 @@ def finished(tmp_path_factory):
         os.chdir(before)
 
 
+@pytest.mark.slow
 def test_runs_the_budget_and_mlflow_agrees(finished):
     assert len(finished.study.trials) == 5
     assert all(t.state.name == "COMPLETE" for t in finished.study.trials)
@@ -65,6 +66,7 @@ def test_parent_run_holds_the_study_artifacts(finished):
     assert parent.data.metrics["trials_complete"] == 5
 
 
+@pytest.mark.slow
 def test_pyfunc_model_predicts_from_a_dataframe(finished):
     import mlflow.pyfunc
 
@@ -132,6 +134,7 @@ def test_load_study_gives_the_same_result(finished, monkeypatch):
     pd.testing.assert_frame_equal(again.trials, finished.trials)
 
 
+@pytest.mark.slow
 def test_resume_adds_trials_without_duplicating_runs(studydir):
     first = run(tiny(), n_trials=2)
     parent = first.parent_run_id
@@ -145,6 +148,7 @@ def test_resume_adds_trials_without_duplicating_runs(studydir):
     assert len(child_runs(same)) == 4
 
 
+@pytest.mark.slow
 def test_pruned_trials_are_killed_runs(studydir):
     doc = tiny(
         pruner={"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0},
@@ -205,6 +209,7 @@ def test_repeats_record_mean_and_std(studydir):
     assert "val_accuracy_std" in result.trials.columns
 
 
+@pytest.mark.slow
 def test_multi_objective_keeps_a_pareto_front(studydir):
     doc = tiny(
         objective=[{"metric": "val_accuracy"}, {"metric": "n_params", "direction": "minimize"}],
@@ -219,6 +224,7 @@ def test_multi_objective_keeps_a_pareto_front(studydir):
     assert_agree(result)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["random", "cmaes", "qmc", "grid"])
 def test_every_sampler_runs(studydir, sampler):
     search = tiny()["search"]
@@ -232,11 +238,13 @@ def test_every_sampler_runs(studydir, sampler):
     assert_agree(result)
 
 
+@pytest.mark.slow
 def test_timeout_stops_starting_trials(studydir):
     result = run(tiny(budget={"timeout": 0.5}))
     assert 1 <= len(result.study.trials) < 50
 
 
+@pytest.mark.slow
 def test_list_studies(studydir):
     run(tiny(), n_trials=2)
     table = hpexp.list_studies()

@@ -148,6 +148,7 @@ def test_a_stopped_pool_stops_every_worker_and_resumes(tmp_path: Path, sig) -> N
     assert_whole(tmp_path, "longer", 8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["0", "-1", "9999", "many"])
 def test_bad_worker_counts_are_refused(tmp_path: Path, value: str) -> None:
     path = write_study(tmp_path, tiny())
@@ -158,6 +159,7 @@ def test_bad_worker_counts_are_refused(tmp_path: Path, value: str) -> None:
     assert not (tmp_path / "optuna.journal").exists()
 
 
+@pytest.mark.slow
 def test_bad_workers_in_the_study_file(tmp_path: Path) -> None:
     path = write_study(tmp_path, tiny(workers=0))
     done = hpexp_cmd("run", str(path), cwd=tmp_path)

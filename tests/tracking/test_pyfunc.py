@@ -125,6 +125,7 @@ def test_save_refuses_bad_arguments(
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_upload_to_a_run_and_load_by_runs_uri(
     iris: tuple[Dataset, hpexp.MLP, pd.DataFrame],
     iris_pyfunc: Path,

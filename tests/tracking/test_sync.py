@@ -361,6 +361,7 @@ def test_a_server_gone_before_the_writer_reached_it(tmp_path: Path) -> None:
         kill_writers(tmp_path)
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_is_refused_at_once(tmp_path: Path) -> None:
     write_study(tmp_path, SERVED)
     start = time.monotonic()
