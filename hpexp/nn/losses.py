@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpexp.errors import ConfigError
 from hpexp.nn.activations import ACTIVATIONS
+from hpexp.registry import lookup
 
 Array = np.ndarray
 
@@ -95,9 +95,4 @@ OUTPUTS: dict[str, Output] = {
 
 def get_output(name: str) -> Output:
     """Look up an output/loss pair by name; unknown names raise ConfigError listing the choices."""
-    try:
-        return OUTPUTS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown output {name!r}; choose one of: {', '.join(sorted(OUTPUTS))}"
-        ) from None
+    return lookup(OUTPUTS, name, "output", sort=True)
