@@ -20,7 +20,7 @@ from hpexp.registry import lookup
 
 Array = np.ndarray
 
-__all__ = ["OUTPUTS", "Output", "get_output"]
+__all__ = ["OUTPUTS", "OUTPUT_FOR_TASK", "Output", "get_output"]
 
 
 def _safe_log(A: Array) -> Array:
@@ -91,6 +91,10 @@ OUTPUTS: dict[str, Output] = {
     ),
     "linear": Output("linear", "regression", lambda Z: Z, _half_mean_squared_error, _check_any),
 }
+
+#: The output layer (and loss) for each task: binary -> sigmoid, multiclass -> softmax,
+#: regression -> linear.
+OUTPUT_FOR_TASK: dict[str, str] = {o.task: name for name, o in OUTPUTS.items()}
 
 
 def get_output(name: str) -> Output:

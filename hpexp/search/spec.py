@@ -27,6 +27,7 @@ import yaml
 from hpexp.data import Dataset, load_dataset
 from hpexp.errors import ConfigError, DataError, SpecError
 from hpexp.nn.limits import check_model_size, count_parameters, training_copies
+from hpexp.nn.metrics import METRICS as _METRICS
 from hpexp.search.hyperparams import HYPERPARAMETERS, OUTPUT_FOR_TASK, check_value
 from hpexp.search.places import name_problem
 from hpexp.search.yaml_input import load_yaml
@@ -44,20 +45,12 @@ __all__ = [
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "nsga2")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
-# Metrics an objective may use, with their natural direction. Validation metrics come from the
-# training loop's evaluations; n_params and train_seconds describe the trained network.
-METRICS = {
-    "val_accuracy": "maximize",
-    "val_cost": "minimize",
-    "val_rmse": "minimize",
-    "val_mse": "minimize",
-    "val_mae": "minimize",
-    "val_r2": "maximize",
-    "n_params": "minimize",
-    "train_seconds": "minimize",
-}
-CLASSIFICATION_ONLY = {"val_accuracy"}
-REGRESSION_ONLY = {"val_rmse", "val_mse", "val_mae", "val_r2"}
+# Metrics an objective may use, with their natural direction: those measured on the validation
+# split (val_accuracy, ...) and those that describe the trained network (n_params, ...).
+OBJECTIVE_METRICS = {(f"val_{m.name}" if m.split else m.name): m for m in _METRICS.values()}
+METRICS = {name: m.direction for name, m in OBJECTIVE_METRICS.items()}
+CLASSIFICATION_ONLY = {n for n, m in OBJECTIVE_METRICS.items() if "regression" not in m.tasks}
+REGRESSION_ONLY = {n for n, m in OBJECTIVE_METRICS.items() if m.tasks == ("regression",)}
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE = "optuna.journal"
 TOP_KEYS = (
@@ -461,7 +454,7 @@ class _Validator:
                 raise self.fail(where, "log and step apply to float/int ranges, not to choice")
             return SearchParam(name, "choice", choices=tuple(choices), per_layer=per_layer)
         if h.kind == "choice":
-            raise self.fail(where, f"takes names ({h.rule}); use {{choice: [...]}}")
+            raise self.fail(where, f"takes names ({h.rule()}); use {{choice: [...]}}")
         if kind == "float" and h.kind == "int":
             raise self.fail(where, "takes whole numbers; use {int: [low, high]}")
         bounds = entry[kind]
@@ -532,7 +525,7 @@ class _Validator:
             out.append(Objective(metric, direction))
         if len({o.metric for o in out}) != len(out):
             raise self.fail("objective", "lists a metric twice")
-        if out[0].metric in ("n_params", "train_seconds"):
+        if not OBJECTIVE_METRICS[out[0].metric].split:
             raise self.fail("objective", "the first objective must be a validation metric")
         return tuple(out)
 
