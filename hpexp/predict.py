@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hpexp.errors import DataError
+from hpexp.nn.io import ModelMetadata
 from hpexp.nn.model import MLP
 
 __all__ = ["predict_csv", "predict_frame", "select_features"]
@@ -40,7 +41,7 @@ def select_features(model: MLP, frame: pd.DataFrame, *, where: str = "input") ->
             f"{where} must be a pandas DataFrame (one row per sample), got {type(frame).__name__}"
         )
     n_x = model.layer_dims[0]
-    names = model.metadata.get("feature_names")
+    names = ModelMetadata.from_dict(model.metadata).feature_names
     if names is None:
         if frame.shape[1] != n_x:
             raise DataError(
@@ -112,28 +113,29 @@ def predict_csv(model: MLP, path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def _predict(model: MLP, frame: pd.DataFrame, where: str) -> pd.DataFrame:
-    meta = model.metadata
+    meta = ModelMetadata.from_dict(model.metadata)
     features = select_features(model, frame, where=where)
     n_x, n_y = model.layer_dims[0], model.layer_dims[-1]
-    mean = _vector(meta, "x_mean", n_x, default=0.0)
-    std = _vector(meta, "x_std", n_x, default=1.0)
+    mean = _vector(meta.x_mean, "x_mean", n_x, default=0.0)
+    std = _vector(meta.x_std, "x_std", n_x, default=1.0)
     X = ((features.to_numpy() - mean) / std).T  # rows → columns: (n_x, m)
-    AL = model.predict_proba(X) if model.output != "linear" else model.predict(X)  # (n_y, m)
+    task = model.task  # the output layer decides; metadata's task only describes it
+    AL = model.predict(X) if task == "regression" else model.predict_proba(X)  # (n_y, m)
     index = frame.index
-    task = model.task  # the output layer decides; metadata["task"] only describes it
 
     if task == "regression":
-        names = _names(meta.get("target_names"), n_y, "target_names", _default_targets(n_y))
-        out = AL.T * _vector(meta, "target_std", n_y, 1.0) + _vector(meta, "target_mean", n_y, 0.0)
+        names = _names(meta.target_names, n_y, "target_names", _default_targets(n_y))
+        scale = _vector(meta.target_std, "target_std", n_y, 1.0)
+        out = AL.T * scale + _vector(meta.target_mean, "target_mean", n_y, 0.0)
         return pd.DataFrame(out, index=index, columns=names)
 
     if task == "binary":
-        classes = _names(meta.get("class_names"), 2, "class_names", ["0", "1"])
+        classes = _names(meta.class_names, 2, "class_names", ["0", "1"])
         p = AL[0]
         proba = np.column_stack([1.0 - p, p])
         label = (p > 0.5).astype(np.intp)  # the same threshold as MLP.predict
     else:
-        classes = _names(meta.get("class_names"), n_y, "class_names", [str(k) for k in range(n_y)])
+        classes = _names(meta.class_names, n_y, "class_names", [str(k) for k in range(n_y)])
         proba = AL.T
         label = AL.argmax(axis=0)
     result = pd.DataFrame(
@@ -170,9 +172,9 @@ def _numeric_column(column: pd.Series, name: Any, where: str) -> np.ndarray:
     return values
 
 
-def _vector(meta: dict, key: str, n: int, default: float) -> np.ndarray:
-    """metadata[key] as a float array of n values, or `default` when absent or null."""
-    value = meta.get(key)
+def _vector(value: object, key: str, n: int, default: float) -> np.ndarray:
+    """The metadata's `value` of `key` as a float array of n values, or `default` when absent
+    or null."""
     if value is None:
         return np.full(n, default)
     try:

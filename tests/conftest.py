@@ -16,9 +16,8 @@ import hpexp
 import hpexp.services
 from hpexp.data import Dataset
 from hpexp.errors import ServiceError
-
-OUTPUTS = {"binary": "sigmoid", "multiclass": "softmax", "regression": "linear"}
-
+from hpexp.nn.io import ModelMetadata
+from hpexp.nn.losses import OUTPUT_FOR_TASK
 
 _EMPTY_STORE: Path | None = None
 
@@ -57,20 +56,10 @@ def studydir(workdir: Path) -> Path:
 def trained(name: str) -> tuple[Dataset, hpexp.MLP]:
     """A small model trained briefly on a built-in dataset, with the metadata a study saves."""
     ds = hpexp.load_dataset(name)
-    model = hpexp.MLP([ds.n_x, 8, ds.n_y], activation="tanh", output=OUTPUTS[ds.task], seed=1)
+    output = OUTPUT_FOR_TASK[ds.task]
+    model = hpexp.MLP([ds.n_x, 8, ds.n_y], activation="tanh", output=output, seed=1)
     hpexp.train(model, ds.X_train, ds.Y_train, learning_rate=0.1, iterations=200, optimizer="adam")
-    regression = ds.task == "regression"
-    model.metadata = {
-        "feature_names": list(ds.feature_names),
-        "x_mean": ds.x_mean.ravel().tolist(),
-        "x_std": ds.x_std.ravel().tolist(),
-        "task": ds.task,
-        "class_names": list(ds.class_names),
-        "target_names": [ds.target_name] if regression else [],
-        "target_mean": ds.target_mean.ravel().tolist() if ds.target_mean is not None else None,
-        "target_std": ds.target_std.ravel().tolist() if ds.target_std is not None else None,
-        "params": {"learning_rate": 0.1},
-    }
+    model.metadata = ModelMetadata.of_dataset(ds, params={"learning_rate": 0.1}).to_dict()
     return ds, model
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from hpexp.data.builtin import DATASETS, REGISTRY, load_builtin
 from hpexp.data.dataset import Dataset
 from hpexp.data.files import FILE_SUFFIXES, load_file
 from hpexp.errors import DataError
+from hpexp.registry import unknown_name
 
 __all__ = ["load_dataset"]
 
@@ -33,9 +33,6 @@ def load_dataset(name: str | os.PathLike[str], **options: object) -> Dataset:
         return load_file(name, options)
     if Path(name).is_file():
         return load_file(name, options)  # raises: unsupported file type
-    close = difflib.get_close_matches(name, DATASETS, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise DataError(
-        f"unknown dataset '{name}'{hint}; choose one of: {', '.join(DATASETS)}, "
-        "or give a path to a .csv or .npz file"
+        f"{unknown_name(name, DATASETS, 'dataset')}, or give a path to a .csv or .npz file"
     )

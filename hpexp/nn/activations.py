@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpexp.registry import lookup
+
 Array = np.ndarray
 
 __all__ = ["ACTIVATIONS", "Activation", "get_activation"]
@@ -56,11 +58,4 @@ ACTIVATIONS: dict[str, Activation] = {
 
 def get_activation(name: str) -> Activation:
     """Look up an activation by name; unknown names raise ConfigError listing the choices."""
-    from hpexp.errors import ConfigError
-
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown activation {name!r}; choose one of: {', '.join(sorted(ACTIVATIONS))}"
-        ) from None
+    return lookup(ACTIVATIONS, name, "activation", sort=True)

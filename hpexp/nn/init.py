@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hpexp.errors import ConfigError
+from hpexp.registry import lookup
 
 __all__ = ["INITS", "init_weights"]
 
@@ -36,10 +36,4 @@ INITS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
 
 def init_weights(name: str, rng: np.random.Generator, n_out: int, n_in: int) -> np.ndarray:
     """W of shape (n_out, n_in), float64, drawn with the named scheme."""
-    try:
-        scheme = INITS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown init {name!r}; choose one of: {', '.join(sorted(INITS))}"
-        ) from None
-    return scheme(rng, n_out, n_in)
+    return lookup(INITS, name, "init", sort=True)(rng, n_out, n_in)

@@ -19,9 +19,10 @@ import math
 import os
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,8 +32,12 @@ from hpexp.nn.init import INITS
 from hpexp.nn.limits import check_model_size, count_parameters, describe
 from hpexp.nn.losses import OUTPUTS
 from hpexp.nn.model import DTYPES, MLP
+from hpexp.nn.settings import is_integer, is_number
 
-__all__ = ["load_model", "save_model"]
+if TYPE_CHECKING:  # the core reads a Dataset's attributes; it does not import hpexp.data
+    from hpexp.data import Dataset
+
+__all__ = ["ModelMetadata", "load_model", "save_model"]
 
 FORMAT = "hpexp.mlp/1"
 TOP_KEYS = ("format", "model", "metadata")
@@ -41,6 +46,66 @@ MAX_JSON_BYTES = 64 * 2**20  # architecture and metadata only; the weights are i
 MAX_JSON_DEPTH = 32  # nested lists/objects; what save_model writes is a few levels deep
 _NPY_OVERHEAD = 2**16  # per array, at most: a .npy header and its zip entry
 _FIX = "save the model again with save_model (hpexp best STUDY --save PATH)"
+
+
+def _checked(kind: str, length: str) -> dict[str, str]:
+    """A metadata field that predictions read: a list of `kind` ("names", "numbers",
+    "positive") with one value per `length` ("inputs", "classes", "targets")."""
+    return {"kind": kind, "length": length}
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a saved model needs to predict from raw rows, and where it came from.
+
+    Kept in `model.metadata` (a plain dict, saved in the model's .json file) under these keys:
+    the input columns in training order and the standardization fitted on the training split,
+    the task, the class names and, for regression, the target names and scale. Every key may
+    be missing; other keys of `model.metadata` are free-form. Studies write it for every saved
+    trial model (`of_dataset`); `hpexp.predict` reads it (`from_dict`); `load_model` checks the
+    keys predictions read."""
+
+    task: str | None = None
+    feature_names: list[str] | None = field(default=None, metadata=_checked("names", "inputs"))
+    x_mean: list[float] | None = field(default=None, metadata=_checked("numbers", "inputs"))
+    x_std: list[float] | None = field(default=None, metadata=_checked("positive", "inputs"))
+    class_names: list[str] | None = field(default=None, metadata=_checked("names", "classes"))
+    target_names: list[str] | None = field(default=None, metadata=_checked("names", "targets"))
+    target_mean: list[float] | None = field(default=None, metadata=_checked("numbers", "targets"))
+    target_std: list[float] | None = field(default=None, metadata=_checked("positive", "targets"))
+    dataset: str | None = None  # where it came from
+    study: str | None = None
+    trial: int | None = None
+    params: dict[str, Any] | None = None
+
+    @classmethod
+    def of_dataset(cls, ds: Dataset, **origin: Any) -> ModelMetadata:
+        """The metadata of a model trained on `ds`; `origin` sets study, trial and params."""
+
+        def col(a: np.ndarray | None) -> list[float] | None:
+            return None if a is None else [float(x) for x in np.asarray(a).ravel()]
+
+        targets = [f"{ds.target_name}_{i}" for i in range(ds.n_y)]
+        return cls(
+            task=ds.task,
+            dataset=ds.name,
+            feature_names=list(ds.feature_names),
+            x_mean=col(ds.x_mean),
+            x_std=col(ds.x_std),
+            class_names=list(ds.class_names),
+            target_names=[ds.target_name] if ds.n_y == 1 else targets,
+            target_mean=col(ds.target_mean),
+            target_std=col(ds.target_std),
+            **origin,
+        )
+
+    @classmethod
+    def from_dict(cls, metadata: Mapping[str, Any]) -> ModelMetadata:
+        """The known keys of `model.metadata`, their values as they are (not checked)."""
+        return cls(**{f.name: metadata.get(f.name) for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -161,7 +226,11 @@ def _check_document(doc: Any, meta: Path) -> tuple[dict[str, Any], dict[str, Any
     _exact_keys(model, MODEL_KEYS, "model", fail)
 
     dims = model["layer_dims"]
-    if not isinstance(dims, list) or len(dims) < 2 or not all(_is_int(n) and n >= 1 for n in dims):
+    if (
+        not isinstance(dims, list)
+        or len(dims) < 2
+        or not all(is_integer(n) and n >= 1 for n in dims)
+    ):
         raise fail("model.layer_dims", "must list at least two positive integers [n_x, ..., n_y]")
     dtype = model["dtype"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
@@ -190,7 +259,7 @@ def _check_document(doc: Any, meta: Path) -> tuple[dict[str, Any], dict[str, Any
             raise fail(
                 f"model.{key}", f"must be one of {', '.join(sorted(choices))}, got {_show(value)}"
             )
-    if not (_is_int(model["seed"]) and model["seed"] >= 0):
+    if not (is_integer(model["seed"]) and model["seed"] >= 0):
         raise fail("model.seed", f"must be an integer >= 0, got {_show(model['seed'])}")
 
     metadata = doc["metadata"]
@@ -218,21 +287,19 @@ def _check_metadata(
 ) -> None:
     """The metadata keys that predictions read must have the right types and lengths; the rest
     of the metadata is free-form."""
-    classes = {"sigmoid": 2, "softmax": n_y}.get(output)  # None: regression, names unused
-    regression = output == "linear"
-    checks: list[tuple[str, str, int | None]] = [
-        ("feature_names", "names", n_x),
-        ("x_mean", "numbers", n_x),
-        ("x_std", "positive", n_x),
-        ("class_names", "names", classes),
-        ("target_names", "names", n_y if regression else None),
-        ("target_mean", "numbers", n_y if regression else None),
-        ("target_std", "positive", n_y if regression else None),
-    ]
-    task = metadata.get("task")
-    if task is not None and not isinstance(task, str):
-        raise fail("metadata.task", f"must be text, got {_kind(task)}")
-    for key, kind, length in checks:
+    task = OUTPUTS[output].task
+    lengths = {  # None: not read for this task
+        "inputs": n_x,
+        "classes": {"binary": 2, "multiclass": n_y}.get(task),
+        "targets": n_y if task == "regression" else None,
+    }
+    stated = metadata.get("task")
+    if stated is not None and not isinstance(stated, str):
+        raise fail("metadata.task", f"must be text, got {_kind(stated)}")
+    for f in fields(ModelMetadata):
+        if "kind" not in f.metadata:
+            continue
+        key, kind, length = f.name, f.metadata["kind"], lengths[f.metadata["length"]]
         value = metadata.get(key)
         if value is None:
             continue
@@ -253,18 +320,10 @@ _WHAT = {
     "positive": "finite numbers > 0",
 }
 _OK: dict[str, Callable[[Any], bool]] = {
-    "names": lambda v: isinstance(v, str) or _is_int(v),
-    "numbers": lambda v: _is_num(v) and math.isfinite(v),
-    "positive": lambda v: _is_num(v) and math.isfinite(v) and v > 0,
+    "names": lambda v: isinstance(v, str) or is_integer(v),
+    "numbers": is_number,
+    "positive": lambda v: is_number(v) and v > 0,
 }
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _kind(v: object) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 
 from hpexp.errors import ConfigError
 from hpexp.nn import optim
+from hpexp.registry import lookup
 
 __all__ = [
     "DEFAULT_MAX_MODEL_BYTES",
@@ -76,13 +77,7 @@ def max_model_bytes() -> int:
 def training_copies(optimizer: str) -> int:
     """Copies of the parameters that training with `optimizer` holds at once: the parameters,
     their gradients, the rollback snapshot and the optimizer's state."""
-    try:
-        state = optim.OPTIMIZERS[optimizer].state_copies
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown optimizer {optimizer!r}; choose one of: {', '.join(optim.OPTIMIZERS)}"
-        ) from None
-    return 3 + state
+    return 3 + lookup(optim.OPTIMIZERS, optimizer, "optimizer").state_copies
 
 
 def check_model_size(

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hpexp.errors import ConfigError
 from hpexp.nn.activations import ACTIVATIONS
+from hpexp.registry import lookup
 
 Array = np.ndarray
 
-__all__ = ["OUTPUTS", "Output", "get_output"]
+__all__ = ["OUTPUTS", "OUTPUT_FOR_TASK", "Output", "get_output"]
 
 
 def _safe_log(A: Array) -> Array:
@@ -92,12 +92,11 @@ OUTPUTS: dict[str, Output] = {
     "linear": Output("linear", "regression", lambda Z: Z, _half_mean_squared_error, _check_any),
 }
 
+#: The output layer (and loss) for each task: binary -> sigmoid, multiclass -> softmax,
+#: regression -> linear.
+OUTPUT_FOR_TASK: dict[str, str] = {o.task: name for name, o in OUTPUTS.items()}
+
 
 def get_output(name: str) -> Output:
     """Look up an output/loss pair by name; unknown names raise ConfigError listing the choices."""
-    try:
-        return OUTPUTS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown output {name!r}; choose one of: {', '.join(sorted(OUTPUTS))}"
-        ) from None
+    return lookup(OUTPUTS, name, "output", sort=True)

@@ -1,22 +1,53 @@
-"""Evaluation metrics for a trained network on one split (no regularization terms)."""
+"""Evaluation metrics for a trained network on one split (no regularization terms).
+
+`METRICS` names every metric hpexp knows, once: what it measures, which way is better and the
+tasks it applies to. A study's objectives are these names (split metrics with the split in
+front: `val_accuracy`); `evaluate` returns the split metrics of a model's task.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from hpexp.nn.losses import get_output
+from hpexp.nn.losses import OUTPUTS, get_output
 from hpexp.nn.model import MLP
 
 Array = np.ndarray
 
-__all__ = ["evaluate", "metric_names"]
+__all__ = ["METRICS", "Metric", "evaluate"]
+
+TASKS = tuple(dict.fromkeys(o.task for o in OUTPUTS.values()))  # binary, multiclass, regression
+CLASSIFICATION = ("binary", "multiclass")
 
 
-def metric_names(output: str) -> tuple[str, ...]:
-    """The names `evaluate` returns for a model with this output layer."""
-    if output == "linear":
-        return ("cost", "mse", "rmse", "mae", "r2")
-    return ("cost", "accuracy")
+@dataclass(frozen=True)
+class Metric:
+    """One metric: `direction` is the better way ("maximize" or "minimize"); `split` is True
+    for a metric `evaluate` measures on a split, False for one that describes the trained
+    network or its run."""
+
+    name: str
+    direction: str
+    tasks: tuple[str, ...]
+    split: bool = True
+    help: str = ""
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", "maximize", CLASSIFICATION, help="fraction of samples classified right"),
+        Metric("cost", "minimize", TASKS, help="the loss J, without the L2 term"),
+        Metric("rmse", "minimize", ("regression",), help="root mean squared error"),
+        Metric("mse", "minimize", ("regression",), help="mean squared error"),
+        Metric("mae", "minimize", ("regression",), help="mean absolute error"),
+        Metric("r2", "maximize", ("regression",), help="coefficient of determination"),
+        Metric("n_params", "minimize", TASKS, split=False, help="weights and biases"),
+        Metric("train_seconds", "minimize", TASKS, split=False, help="training time"),
+    )
+}
 
 
 def evaluate(model: MLP, X: Array, Y: Array) -> dict[str, float]:

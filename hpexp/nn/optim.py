@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpexp.errors import ConfigError
+from hpexp.registry import lookup
 
 Array = np.ndarray
 
@@ -137,10 +137,4 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 
 def make(name: str, parameters: dict[str, Array], **hyper: float) -> Optimizer:
     """An optimizer by name, with its β's and ε from `hyper` (others are ignored)."""
-    try:
-        cls = OPTIMIZERS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}"
-        ) from None
-    return cls(parameters, **hyper)
+    return lookup(OPTIMIZERS, name, "optimizer")(parameters, **hyper)

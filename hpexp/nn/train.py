@@ -19,6 +19,7 @@ from hpexp.nn._memory import keep_freed_memory
 from hpexp.nn.limits import check_model_size, describe, training_copies
 from hpexp.nn.metrics import _evaluate
 from hpexp.nn.model import MLP
+from hpexp.nn.settings import SETTINGS, default
 
 Array = np.ndarray
 Callback = Callable[[int, dict[str, float]], bool | None]
@@ -29,54 +30,26 @@ __all__ = ["History", "TrainConfig", "train"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of one training run; validated on construction."""
+    """Every setting of one training run; validated on construction. What each means, its
+    default and its valid values are defined once, in `hpexp.nn.settings`."""
 
     learning_rate: float
     iterations: int
-    batch_size: int | None = None  # None: full batch
-    optimizer: str = "gd"  # gd | momentum | rmsprop | adam
-    beta: float = 0.9  # momentum's β
-    beta1: float = 0.9  # Adam's first-moment β
-    beta2: float = 0.999  # RMSprop's and Adam's second-moment β
-    epsilon: float = 1e-8
-    l2: float = 0.0  # λ of the L2 penalty λ/(2m) Σ||W||²
-    dropout: float = 0.0  # fraction of hidden units dropped during training
-    lr_decay: float = 0.0  # α = α0 / (1 + lr_decay · epoch)
-    eval_every: int = 10  # evaluate (and call the callback) every this many iterations
-    seed: int = 0  # minibatch shuffling and dropout masks
+    batch_size: int | None = default("batch_size")  # None: full batch
+    optimizer: str = default("optimizer")  # gd | momentum | rmsprop | adam
+    beta: float = default("beta")  # momentum's β
+    beta1: float = default("beta1")  # Adam's first-moment β
+    beta2: float = default("beta2")  # RMSprop's and Adam's second-moment β
+    epsilon: float = default("epsilon")
+    l2: float = default("l2")  # λ of the L2 penalty λ/(2m) Σ||W||²
+    dropout: float = default("dropout")  # fraction of hidden units dropped during training
+    lr_decay: float = default("lr_decay")  # α = α0 / (1 + lr_decay · epoch)
+    eval_every: int = default("eval_every")  # evaluate (and call the callback) this often
+    seed: int = default("seed")  # minibatch shuffling and dropout masks
 
     def __post_init__(self) -> None:
-        def need(ok: bool, name: str, rule: str) -> None:
-            if not ok:
-                raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}")
-
-        def is_num(v: object) -> bool:
-            return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-
-        def is_int(v: object) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        need(is_num(self.learning_rate) and self.learning_rate > 0, "learning_rate", "> 0")
-        need(math.isfinite(float(self.learning_rate)), "learning_rate", "finite")
-        need(is_int(self.iterations) and self.iterations > 0, "iterations", "an integer > 0")
-        need(
-            self.batch_size is None or (is_int(self.batch_size) and self.batch_size > 0),
-            "batch_size",
-            "a positive integer or None (full batch)",
-        )
-        if self.optimizer not in optim.OPTIMIZERS:
-            raise ConfigError(
-                f"unknown optimizer {self.optimizer!r}; choose one of: "
-                f"{', '.join(optim.OPTIMIZERS)}"
-            )
-        for name in ("beta", "beta1", "beta2"):
-            need(is_num(getattr(self, name)) and 0 <= getattr(self, name) < 1, name, "in [0, 1)")
-        need(is_num(self.epsilon) and self.epsilon > 0, "epsilon", "> 0")
-        need(is_num(self.l2) and self.l2 >= 0, "l2", ">= 0")
-        need(is_num(self.dropout) and 0 <= self.dropout < 1, "dropout", "in [0, 1)")
-        need(is_num(self.lr_decay) and self.lr_decay >= 0, "lr_decay", ">= 0")
-        need(is_int(self.eval_every) and self.eval_every > 0, "eval_every", "an integer > 0")
-        need(is_int(self.seed) and self.seed >= 0, "seed", "an integer >= 0")
+        for name in self.names():
+            SETTINGS[name].check(getattr(self, name))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

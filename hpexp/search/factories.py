@@ -13,8 +13,11 @@ import numpy as np
 import optuna
 
 from hpexp.errors import SpecError
+from hpexp.registry import lookup
 
 __all__ = [
+    "PRUNERS",
+    "SAMPLERS",
     "StaleTrials",
     "connect_timeout",
     "constructor",
@@ -29,23 +32,29 @@ __all__ = [
 ]
 
 
-def constructor(kind: str, name: str) -> Any:
-    """The Optuna class behind sampler/pruner `name` (validated names only)."""
-    if kind == "sampler":
-        return {
-            "tpe": optuna.samplers.TPESampler,
-            "random": optuna.samplers.RandomSampler,
-            "grid": optuna.samplers.GridSampler,
-            "cmaes": optuna.samplers.CmaEsSampler,
-            "qmc": optuna.samplers.QMCSampler,
-            "nsga2": optuna.samplers.NSGAIISampler,
-        }[name]
-    return {
-        "median": optuna.pruners.MedianPruner,
-        "hyperband": optuna.pruners.HyperbandPruner,
-        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-        "none": optuna.pruners.NopPruner,
-    }[name]
+#: The samplers and pruners a study file names, and the Optuna class behind each; a study
+#: file's options for them are that class's keyword arguments.
+SAMPLERS: dict[str, Any] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "grid": optuna.samplers.GridSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "qmc": optuna.samplers.QMCSampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
+}
+PRUNERS: dict[str, Any] = {
+    "median": optuna.pruners.MedianPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "none": optuna.pruners.NopPruner,
+}
+
+
+def constructor(kind: str, name: object, field: str = "") -> Any:
+    """The Optuna class behind sampler/pruner `name` (`kind` is "sampler" or "pruner"); an
+    unknown name raises SpecError, after "{field}: " when given."""
+    registry = SAMPLERS if kind == "sampler" else PRUNERS
+    return lookup(registry, name, kind, field, error=SpecError)
 
 
 #: Samplers that keep their place in the study itself (grid points visited, the QMC sequence's

@@ -35,6 +35,7 @@ import optuna
 from hpexp.data import Dataset
 from hpexp.nn import MLP, History, evaluate, save_model, train
 from hpexp.nn.batched import train_batched
+from hpexp.nn.io import ModelMetadata
 from hpexp.search.repeats import summary
 from hpexp.search.reports import Reports
 from hpexp.search.space import TrialSetup, resolve
@@ -88,28 +89,10 @@ class ModelFiles:
 
 
 def model_metadata(ds: Dataset, spec: StudySpec, number: int, values: dict[str, Any]) -> dict:
-    """What a saved model needs to predict from raw rows: feature order, standardization, class
-    names and target scale; plus where it came from."""
-
-    def col(a: np.ndarray | None) -> list[float] | None:
-        return None if a is None else [float(x) for x in np.asarray(a).ravel()]
-
-    return {
-        "task": ds.task,
-        "dataset": ds.name,
-        "feature_names": list(ds.feature_names),
-        "x_mean": col(ds.x_mean),
-        "x_std": col(ds.x_std),
-        "class_names": list(ds.class_names),
-        "target_names": [ds.target_name]
-        if ds.n_y == 1
-        else [f"{ds.target_name}_{i}" for i in range(ds.n_y)],
-        "target_mean": col(ds.target_mean),
-        "target_std": col(ds.target_std),
-        "study": spec.name,
-        "trial": number,
-        "params": dict(values),
-    }
+    """What a saved trial model needs to predict from raw rows (`ModelMetadata`), and the
+    study, trial and hyperparameter values it came from."""
+    origin = {"study": spec.name, "trial": number, "params": dict(values)}
+    return ModelMetadata.of_dataset(ds, **origin).to_dict()
 
 
 @dataclass

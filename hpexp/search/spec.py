@@ -2,19 +2,19 @@
 
 Validation is strict and happens before anything is created: unknown keys, wrong types, empty
 or inverted ranges, unknown names and missing data files raise `SpecError` with one line that
-names the file, the field and the fix.
+names the file, the field and the fix. The file's structure (its keys, and which values are
+mappings, lists, text or integers) is `hpexp.search.schema.StudyFile`; the values' own rules
+(the hyperparameters' ranges, the metrics of the dataset's task, the samplers' options, the
+largest network the search allows) are checked here, in the order the file reads.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import inspect
 import json
-import math
 import os
-import re
 import reprlib
 import warnings
 from collections.abc import Iterable, Mapping
@@ -27,12 +27,22 @@ import yaml
 from hpexp.data import Dataset, load_dataset
 from hpexp.errors import ConfigError, DataError, SpecError
 from hpexp.nn.limits import check_model_size, count_parameters, training_copies
-from hpexp.search.hyperparams import HYPERPARAMETERS, OUTPUT_FOR_TASK, check_value
+from hpexp.nn.metrics import CLASSIFICATION, Metric
+from hpexp.nn.metrics import METRICS as _METRICS
+from hpexp.nn.settings import Setting, is_integer, is_number
+from hpexp.registry import lookup
+from hpexp.search import schema
+from hpexp.search.factories import PRUNERS as _PRUNERS
+from hpexp.search.factories import SAMPLERS as _SAMPLERS
+from hpexp.search.factories import constructor
+from hpexp.search.hyperparams import HYPERPARAMETERS, OUTPUT_FOR_TASK
 from hpexp.search.places import name_problem
+from hpexp.search.schema import NAME_PATTERN, Budget, ObjectiveEntry, SearchEntry, Tracking
 from hpexp.search.yaml_input import load_yaml
 
 __all__ = [
     "METRICS",
+    "NAME_PATTERN",
     "PRUNERS",
     "SAMPLERS",
     "Objective",
@@ -42,43 +52,17 @@ __all__ = [
     "load_spec",
 ]
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "nsga2")
-PRUNERS = ("median", "hyperband", "successive_halving", "none")
-# Metrics an objective may use, with their natural direction. Validation metrics come from the
-# training loop's evaluations; n_params and train_seconds describe the trained network.
-METRICS = {
-    "val_accuracy": "maximize",
-    "val_cost": "minimize",
-    "val_rmse": "minimize",
-    "val_mse": "minimize",
-    "val_mae": "minimize",
-    "val_r2": "maximize",
-    "n_params": "minimize",
-    "train_seconds": "minimize",
+SAMPLERS = tuple(_SAMPLERS)
+PRUNERS = tuple(_PRUNERS)
+#: The metrics an objective may use: those measured on the validation split (val_accuracy,
+#: val_cost, ...) and those that describe the trained network (n_params, train_seconds).
+OBJECTIVE_METRICS: dict[str, Metric] = {
+    (f"val_{m.name}" if m.split else m.name): m for m in _METRICS.values()
 }
-CLASSIFICATION_ONLY = {"val_accuracy"}
-REGRESSION_ONLY = {"val_rmse", "val_mse", "val_mae", "val_r2"}
+#: Each objective metric's natural direction.
+METRICS = {name: m.direction for name, m in OBJECTIVE_METRICS.items()}
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_STORAGE = "optuna.journal"
-TOP_KEYS = (
-    "name",
-    "description",
-    "dataset",
-    "fixed",
-    "search",
-    "objective",
-    "sampler",
-    "pruner",
-    "budget",
-    "repeats",
-    "seed",
-    "storage",
-    "tracking",
-    "enqueue",
-    "workers",
-)
-MAX_SEED = 2**32 - 1
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -163,25 +147,29 @@ def load_spec(
         doc, origin, base = copy.deepcopy(dict(source)), "<dict>", Path(".")
     else:
         path = _find_study_file(source)
-        origin, base = str(path), path.parent
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-            raise SpecError(
-                f"{path}: cannot read the study file ({reason}); give a YAML text file"
-            ) from None
-        try:
-            doc = load_yaml(text, str(path))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark else ""
-            raise SpecError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
-        if not isinstance(doc, dict):
-            raise SpecError(f"{path}: a study file must be a mapping of keys such as name, dataset")
+        doc, origin, base = _read_study_file(path), str(path), path.parent
     for item in overrides:
         _apply_override(doc, item, origin)
     return _Validator(origin, base).study(doc)
+
+
+def _read_study_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise SpecError(
+            f"{path}: cannot read the study file ({reason}); give a YAML text file"
+        ) from None
+    try:
+        doc = load_yaml(text, str(path))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise SpecError(f"{path}{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(doc, dict):
+        raise SpecError(f"{path}: a study file must be a mapping of keys such as name, dataset")
+    return doc
 
 
 def _find_study_file(source: str | Path) -> Path:
@@ -221,96 +209,36 @@ def _apply_override(doc: dict[str, Any], item: str, origin: str) -> None:
 
 
 class _Validator:
+    """The rules of a study file beyond its structure, checked in the order the file reads."""
+
     def __init__(self, origin: str, base: Path) -> None:
         self.origin, self.base = origin, base
 
     def fail(self, where: str, message: str) -> SpecError:
         return SpecError(f"{self.origin}: {where}: {message}")
 
-    def keys(
-        self, where: str, node: object, allowed: Iterable[str], required: Iterable[str] = ()
-    ) -> dict[str, Any]:
-        allowed = list(allowed)
-        if not isinstance(node, dict):
-            raise self.fail(where, f"must be a mapping with keys {', '.join(allowed)}")
-        for key in node:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
-                raise self.fail(f"{where}.{key}" if where else str(key), f"unknown key; {hint}")
-        for key in required:
-            if key not in node:
-                raise self.fail(where or key, f"missing required key '{key}'")
-        return node
-
     def study(self, doc: dict[str, Any]) -> StudySpec:
-        self.keys("", doc, TOP_KEYS, required=("name", "dataset"))
-        name = doc["name"]
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise self.fail("name", "must be letters, digits, '_', '.' or '-' (e.g. quickstart)")
-        if name_problem(name):
-            raise self.fail("name", str(name_problem(name)))
-        description = doc.get("description") or ""
-        if not isinstance(description, str):
-            raise self.fail("description", "must be text")
-        dataset, task = self.dataset(doc["dataset"])
-        searched_depth = isinstance(doc.get("search"), dict) and "hidden_layers" in doc["search"]
-        fixed = self.fixed(doc.get("fixed") or {}, task, searched_depth)
-        search = self.search(doc.get("search"), fixed)
-        objectives = self.objectives(doc.get("objective"), task)
-        sampler = self.component("sampler", doc.get("sampler") or {}, SAMPLERS, "tpe")
-        default_pruner = "none" if len(objectives) > 1 else "median"
-        pruner = self.component("pruner", doc.get("pruner") or {}, PRUNERS, default_pruner)
+        file = schema.parse(doc, self.origin)
+        if name_problem(file.name):
+            raise self.fail("name", str(name_problem(file.name)))
+        dataset, task = self.dataset(file.dataset)
+        entries = file.search or {}
+        fixed = self.fixed(file.fixed, task, searched_depth="hidden_layers" in entries)
+        search = self.search(entries, fixed)
+        objectives = self.objectives(file.objective, task, doc)
+        sampler = self.component("sampler", file.sampler, "tpe")
+        pruner = self.component("pruner", file.pruner, "none" if len(objectives) > 1 else "median")
         if len(objectives) > 1 and pruner["name"] != "none":
             raise self.fail("pruner", "pruning needs a single objective; use {name: none}")
         if sampler["name"] == "grid":
             self.grid_ready(search)
-        budget = doc.get("budget")
-        default_budget = {"n_trials": 20 if search else 1}
-        budget = self.keys(
-            "budget", default_budget if budget is None else budget, ("n_trials", "timeout")
-        )
-        n_trials, timeout = budget.get("n_trials"), budget.get("timeout")
-        if not search and n_trials != 1:
-            raise self.fail(
-                "budget.n_trials",
-                "a study without search: trains its fixed configuration once; set n_trials: 1 "
-                "(repeats: N trains it with N seeds)",
-            )
-        if n_trials is not None and not (_is_int(n_trials) and n_trials > 0):
-            raise self.fail("budget.n_trials", f"must be an integer > 0, got {n_trials!r}")
-        if timeout is not None and not (_is_num(timeout) and timeout > 0):
-            raise self.fail(
-                "budget.timeout", f"must be a finite number of seconds > 0, got {timeout!r}"
-            )
-        if n_trials is None and timeout is None:
-            raise self.fail("budget", "set n_trials, timeout or both")
-        repeats = doc.get("repeats", 1)
-        if not (_is_int(repeats) and repeats >= 1):
-            raise self.fail("repeats", f"must be an integer >= 1, got {repeats!r}")
-        seed = doc.get("seed", 0)
-        if not (_is_int(seed) and 0 <= seed <= MAX_SEED):
-            raise self.fail("seed", f"must be an integer in [0, {MAX_SEED}], got {seed!r}")
-        storage = doc.get("storage") or DEFAULT_STORAGE
-        if not isinstance(storage, str):
-            raise self.fail("storage", "must be a URL (sqlite:///..., postgresql://...) or a path")
-        tracking = self.keys("tracking", doc.get("tracking") or {}, ("uri", "experiment"))
-        uri = tracking.get("uri") or DEFAULT_TRACKING_URI
-        experiment = tracking.get("experiment") or name
-        if not isinstance(uri, str) or not isinstance(experiment, str):
-            raise self.fail("tracking", "uri and experiment must be text")
-        problem = name_problem(experiment)
-        if problem:
-            raise self.fail("tracking.experiment", problem)
-        enqueue = self.enqueue(doc.get("enqueue") or [], search)
+        n_trials, timeout = self.budget(file.budget, search)
+        tracking_uri, experiment = self.tracking(file.tracking, file.name)
+        enqueue = self.enqueue(file.enqueue or [], search)
         self.model_size(fixed, search, enqueue, study_dataset(dataset))
-        try:
-            workers = check_workers(doc.get("workers", 1))
-        except SpecError as e:
-            raise self.fail("workers", str(e)) from None
         return StudySpec(
-            name=name,
-            description=description.strip(),
+            name=file.name,
+            description=(file.description or "").strip(),
             dataset=dataset,
             fixed=fixed,
             search=search,
@@ -318,24 +246,24 @@ class _Validator:
             sampler=sampler,
             pruner=pruner,
             n_trials=n_trials,
-            timeout=float(timeout) if timeout is not None else None,
-            repeats=repeats,
-            seed=seed,
-            storage=storage,
-            tracking_uri=uri,
+            timeout=timeout,
+            repeats=file.repeats,
+            seed=file.seed,
+            storage=file.storage or DEFAULT_STORAGE,
+            tracking_uri=tracking_uri,
             experiment=experiment,
             enqueue=enqueue,
-            workers=workers,
+            workers=self.workers(file.workers),
             source=self.origin,
             raw=doc,
         )
 
-    def dataset(self, node: object) -> tuple[dict[str, Any], str]:
-        if isinstance(node, str):
-            node = {"name": node}
-        if not isinstance(node, dict) or "name" not in node:
-            raise self.fail("dataset", "give {name: digits, ...options} or a .csv/.npz path")
-        options = dict(node)
+    # -- what to train --------------------------------------------------------------------
+
+    def dataset(self, options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The dataset's options (a data file's path made relative to the study file's folder)
+        and its task."""
+        options = dict(options)
         name = options["name"]
         if not isinstance(name, str):
             raise self.fail("dataset.name", "must be a dataset name or a file path")
@@ -351,42 +279,18 @@ class _Validator:
             options["name"] = str(path)
         try:
             ds = study_dataset(options)
-        except DataError as e:
-            raise self.fail("dataset", str(e)) from None
-        except TypeError as e:
+        except (DataError, TypeError) as e:
             raise self.fail("dataset", str(e)) from None
         return options, ds.task
 
-    def fixed(self, node: object, task: str, searched_depth: bool = False) -> dict[str, Any]:
-        for key in node if isinstance(node, dict) else ():
-            base, _, layer = str(key).rpartition("_")
-            if layer.isdigit() and base in HYPERPARAMETERS and HYPERPARAMETERS[base].per_layer:
-                raise self.fail(
-                    f"fixed.{key}",
-                    f"per-layer values go in one list, {base}: [first, second, ...], with "
-                    "hidden_layers set to its length (hpexp best STUDY --yaml prints this form)",
-                )
-        node = self.keys("fixed", node, HYPERPARAMETERS)
-        fixed = dict(node)
+    def fixed(self, fixed: dict[str, Any], task: str, searched_depth: bool) -> dict[str, Any]:
         for name, value in fixed.items():
-            problem = check_value(name, value)
+            h = HYPERPARAMETERS[name]
+            problem = h.problem(value)
             if problem:
                 raise self.fail(f"fixed.{name}", problem)
-            if isinstance(value, list) and HYPERPARAMETERS[name].per_layer:
-                if searched_depth and "hidden_layers" not in fixed:
-                    raise self.fail(
-                        f"fixed.{name}",
-                        "a list needs a fixed depth but hidden_layers is searched; give one "
-                        "value for every layer, or search it with per_layer: true",
-                    )
-                layers = fixed.get("hidden_layers", HYPERPARAMETERS["hidden_layers"].default)
-                if len(value) != layers:
-                    raise self.fail(
-                        f"fixed.{name}",
-                        f"lists {len(value)} values but hidden_layers is {layers}"
-                        f"{'' if 'hidden_layers' in fixed else ' (the default)'}; "
-                        "give one per hidden layer or set fixed.hidden_layers",
-                    )
+            if isinstance(value, list) and h.per_layer:
+                self.layer_list(name, value, fixed, searched_depth)
         output = fixed.get("output")
         if output is not None and output != OUTPUT_FOR_TASK[task]:
             raise self.fail(
@@ -395,102 +299,105 @@ class _Validator:
             )
         return fixed
 
-    def search(self, node: object, fixed: dict[str, Any]) -> dict[str, SearchParam]:
+    def layer_list(
+        self, name: str, value: list[Any], fixed: dict[str, Any], searched_depth: bool
+    ) -> None:
+        """A fixed per-layer list needs a fixed depth, equal to its length."""
+        if searched_depth and "hidden_layers" not in fixed:
+            raise self.fail(
+                f"fixed.{name}",
+                "a list needs a fixed depth but hidden_layers is searched; give one "
+                "value for every layer, or search it with per_layer: true",
+            )
+        layers = fixed.get("hidden_layers", HYPERPARAMETERS["hidden_layers"].default)
+        if len(value) != layers:
+            raise self.fail(
+                f"fixed.{name}",
+                f"lists {len(value)} values but hidden_layers is {layers}"
+                f"{'' if 'hidden_layers' in fixed else ' (the default)'}; "
+                "give one per hidden layer or set fixed.hidden_layers",
+            )
+
+    # -- what to search -------------------------------------------------------------------
+
+    def search(
+        self, entries: dict[str, SearchEntry], fixed: dict[str, Any]
+    ) -> dict[str, SearchParam]:
         """The searched hyperparameters; none (no `search:`, or `search: {}`) trains the fixed
         configuration alone."""
-        if node is None:
-            return {}
-        if not isinstance(node, dict):
-            raise self.fail(
-                "search",
-                "must map hyperparameter names to ranges, e.g. "
-                "learning_rate: {float: [1.0e-4, 1.0], log: true}",
-            )
         params = {}
-        for name, entry in node.items():
-            where = f"search.{name}"
-            if name not in HYPERPARAMETERS:
-                close = difflib.get_close_matches(str(name), HYPERPARAMETERS, n=1)
-                hint = (
-                    f"did you mean '{close[0]}'?"
-                    if close
-                    else (
-                        "searchable: "
-                        + ", ".join(h for h in HYPERPARAMETERS if HYPERPARAMETERS[h].searchable)
-                    )
-                )
-                raise self.fail(where, f"unknown hyperparameter; {hint}")
-            h = HYPERPARAMETERS[name]
-            if not h.searchable:
-                raise self.fail(where, "cannot be searched; set it under fixed:")
+        for name, entry in entries.items():
             if name in fixed:
-                raise self.fail(where, "is also under fixed:; keep it in one place")
-            params[name] = self.search_param(where, name, entry)
+                raise self.fail(f"search.{name}", "is also under fixed:; keep it in one place")
+            params[name] = self.search_param(f"search.{name}", HYPERPARAMETERS[name], entry)
         return params
 
-    def search_param(self, where: str, name: str, entry: object) -> SearchParam:
-        h = HYPERPARAMETERS[name]
-        entry = self.keys(where, entry, ("float", "int", "choice", "log", "step", "per_layer"))
-        kinds = [k for k in ("float", "int", "choice") if k in entry]
+    def search_param(self, where: str, h: Setting, entry: SearchEntry) -> SearchParam:
+        kinds = [k for k in ("float", "int", "choice") if _given(entry, k)]
         if len(kinds) != 1:
             raise self.fail(
                 where,
                 "give exactly one of {float: [low, high]}, {int: [low, high]}, "
                 "{choice: [a, b, ...]}",
             )
-        kind = kinds[0]
-        per_layer = entry.get("per_layer", False)
-        if not isinstance(per_layer, bool):
-            raise self.fail(f"{where}.per_layer", "must be true or false")
-        if per_layer and not h.per_layer:
+        if entry.per_layer and not h.per_layer:
             raise self.fail(f"{where}.per_layer", "only hidden_units and activation are per layer")
-        log = entry.get("log", False)
-        if not isinstance(log, bool):
-            raise self.fail(f"{where}.log", "must be true or false")
-        if kind == "choice":
-            choices = entry["choice"]
-            if not isinstance(choices, list) or not choices:
-                raise self.fail(f"{where}.choice", "must be a non-empty list of values")
-            if len({repr(c) for c in choices}) != len(choices):
-                raise self.fail(f"{where}.choice", "lists a value twice; remove the duplicate")
-            for c in choices:
-                problem = check_value(name, c)
-                if problem or isinstance(c, list):
-                    raise self.fail(f"{where}.choice", problem or f"{c!r} must be a single value")
-            if log or "step" in entry:
-                raise self.fail(where, "log and step apply to float/int ranges, not to choice")
-            return SearchParam(name, "choice", choices=tuple(choices), per_layer=per_layer)
+        if kinds[0] == "choice":
+            return self.choice_param(where, h, entry)
+        return self.range_param(where, h, kinds[0], entry)
+
+    def choice_param(self, where: str, h: Setting, entry: SearchEntry) -> SearchParam:
+        choices = entry.choice or []
+        if len({repr(c) for c in choices}) != len(choices):
+            raise self.fail(f"{where}.choice", "lists a value twice; remove the duplicate")
+        for c in choices:
+            problem = h.problem(c)
+            if problem or isinstance(c, list):
+                raise self.fail(f"{where}.choice", problem or f"{c!r} must be a single value")
+        if entry.log or _given(entry, "step"):
+            raise self.fail(where, "log and step apply to float/int ranges, not to choice")
+        return SearchParam(h.name, "choice", choices=tuple(choices), per_layer=entry.per_layer)
+
+    def range_param(self, where: str, h: Setting, kind: str, entry: SearchEntry) -> SearchParam:
         if h.kind == "choice":
-            raise self.fail(where, f"takes names ({h.rule}); use {{choice: [...]}}")
+            raise self.fail(where, f"takes names ({h.rule()}); use {{choice: [...]}}")
         if kind == "float" and h.kind == "int":
             raise self.fail(where, "takes whole numbers; use {int: [low, high]}")
-        bounds = entry[kind]
-        numeric = _is_int if kind == "int" else _is_num
-        if not (isinstance(bounds, list) and len(bounds) == 2 and all(numeric(b) for b in bounds)):
-            raise self.fail(
-                f"{where}.{kind}",
-                f"must be [low, high] with two {kind} numbers, both finite; "
-                f"got {reprlib.repr(bounds)}",
-            )
-        low, high = bounds
+        low, high = bounds = self.bounds(f"{where}.{kind}", kind, entry)
         if low >= high:
             raise self.fail(
                 f"{where}.{kind}",
                 f"empty or inverted range [{low}, {high}]; low must be below high",
             )
         for b in bounds:
-            problem = check_value(name, b)
+            problem = h.problem(b)
             if problem:
                 raise self.fail(f"{where}.{kind}", problem)
-        if log and low <= 0:
+        if entry.log and low <= 0:
             raise self.fail(f"{where}.log", f"a log range needs low > 0, got {low}")
-        step = entry.get("step")
-        if step is not None and (not (numeric(step) and step > 0) or log):
+        step = entry.step
+        number = is_integer if kind == "int" else is_number
+        if step is not None and (not (number(step) and step > 0) or entry.log):
             raise self.fail(
                 f"{where}.step",
                 f"must be a finite {kind} > 0 (and not with log: true), got {step!r}",
             )
-        return SearchParam(name, kind, low=low, high=high, log=log, step=step, per_layer=per_layer)
+        return SearchParam(
+            h.name, kind, low=low, high=high, log=entry.log, step=step, per_layer=entry.per_layer
+        )
+
+    def bounds(self, where: str, kind: str, entry: SearchEntry) -> list[Any]:
+        """A range's [low, high]: two integers for an int range, two finite numbers for a
+        float one (kept as written: an int stays an int)."""
+        bounds = entry.float_ if kind == "float" else entry.int_
+        number = is_integer if kind == "int" else is_number
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(number(b) for b in bounds)):
+            raise self.fail(
+                where,
+                f"must be [low, high] with two {kind} numbers, both finite; "
+                f"got {reprlib.repr(bounds)}",
+            )
+        return bounds
 
     def grid_ready(self, search: dict[str, SearchParam]) -> None:
         for p in search.values():
@@ -500,112 +407,131 @@ class _Validator:
                     "the grid sampler needs every search entry as {choice: [...]}",
                 )
 
-    def objectives(self, node: object, task: str) -> tuple[Objective, ...]:
-        default = "val_accuracy" if task != "regression" else "val_rmse"
-        items = node if isinstance(node, list) else [node or {"metric": default}]
-        if not items:
+    # -- how to search --------------------------------------------------------------------
+
+    def objectives(
+        self, entries: list[ObjectiveEntry] | None, task: str, doc: dict[str, Any]
+    ) -> tuple[Objective, ...]:
+        if entries is None:
+            entries = [
+                ObjectiveEntry(metric="val_accuracy" if task != "regression" else "val_rmse")
+            ]
+        if not entries:
             raise self.fail("objective", "give at least one {metric: ..., direction: ...}")
-        out = []
-        for i, item in enumerate(items):
-            where = "objective" if len(items) == 1 else f"objective[{i}]"
-            item = self.keys(where, item, ("metric", "direction"), required=("metric",))
-            metric = item["metric"]
-            if not isinstance(metric, str) or metric not in METRICS:
-                raise self.fail(
-                    f"{where}.metric",
-                    f"unknown metric {metric!r}; choose one of: {', '.join(METRICS)}",
-                )
-            if task == "regression" and metric in CLASSIFICATION_ONLY:
-                raise self.fail(
-                    f"{where}.metric",
-                    f"{metric} needs a classification dataset; "
-                    "use val_rmse, val_r2, val_mae or val_mse",
-                )
-            if task != "regression" and metric in REGRESSION_ONLY:
-                raise self.fail(
-                    f"{where}.metric",
-                    f"{metric} needs a regression dataset; use val_accuracy or val_cost",
-                )
-            direction = item.get("direction", METRICS[metric])
-            if direction not in ("maximize", "minimize"):
-                raise self.fail(f"{where}.direction", "must be maximize or minimize")
-            out.append(Objective(metric, direction))
+        out = [
+            self.objective(schema.where(("objective", i), doc), entry, task)
+            for i, entry in enumerate(entries)
+        ]
         if len({o.metric for o in out}) != len(out):
             raise self.fail("objective", "lists a metric twice")
-        if out[0].metric in ("n_params", "train_seconds"):
+        if not OBJECTIVE_METRICS[out[0].metric].split:
             raise self.fail("objective", "the first objective must be a validation metric")
         return tuple(out)
 
-    def component(self, where: str, node: object, names: tuple[str, ...], default: str):
-        if isinstance(node, str):
-            node = {"name": node}
-        if not isinstance(node, dict):
-            raise self.fail(where, f"must be {{name: ..., options}}; names: {', '.join(names)}")
+    def objective(self, where: str, entry: ObjectiveEntry, task: str) -> Objective:
+        field = f"{self.origin}: {where}.metric"
+        metric = lookup(OBJECTIVE_METRICS, entry.metric, "metric", field, error=SpecError)
+        if task not in metric.tasks:
+            usable = [name for name, m in OBJECTIVE_METRICS.items() if m.split and task in m.tasks]
+            needs = (
+                "classification"
+                if set(metric.tasks) == set(CLASSIFICATION)
+                else " or ".join(metric.tasks)
+            )
+            raise self.fail(
+                f"{where}.metric",
+                f"{entry.metric} needs a {needs} dataset; use "
+                f"{', '.join(usable[:-1])} or {usable[-1]}",
+            )
+        return Objective(entry.metric, entry.direction or metric.direction)
+
+    def component(self, kind: str, node: dict[str, Any], default: str) -> dict[str, Any]:
+        """A sampler or pruner: its name and options, checked against its Optuna class."""
         options = dict(node)
         name = options.pop("name", default)
-        if name not in names:
-            raise self.fail(
-                f"{where}.name", f"unknown {where} {name!r}; choose one of: {', '.join(names)}"
-            )
-        from hpexp.search.factories import constructor
-
-        cls = constructor(where, name)
+        cls = constructor(kind, name, f"{self.origin}: {kind}.name")
         signature = inspect.signature(cls).parameters
         accepted = [p for p in signature if p not in ("self", "search_space")]
         for key, value in options.items():
             if key not in accepted:
                 raise self.fail(
-                    f"{where}.{key}",
-                    f"not an option of the {name} {where}; "
-                    f"options: {', '.join(accepted) or 'none'}",
+                    f"{kind}.{key}",
+                    f"not an option of the {name} {kind}; options: {', '.join(accepted) or 'none'}",
                 )
-            if not isinstance(value, (int, float, str, bool)) and value is not None:
-                raise self.fail(f"{where}.{key}", "must be a number, text or true/false")
-            if isinstance(value, float) and not _is_num(value):
-                raise self.fail(f"{where}.{key}", f"must be a finite number, got {value!r}")
-            default = signature[key].default
-            wanted = _option_type(default)
-            if wanted and value is not None and not _option_ok(default, value):
-                raise self.fail(f"{where}.{key}", f"must be {wanted}, got {value!r}")
+            problem = _option_problem(signature[key].default, value)
+            if problem:
+                raise self.fail(f"{kind}.{key}", problem)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cls({}, **options) if name == "grid" else cls(**options)
         except (ValueError, TypeError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise self.fail(where, f"invalid {name} {where} options: {reason}") from None
+            raise self.fail(kind, f"invalid {name} {kind} options: {reason}") from None
         return {"name": name, **options}
 
-    def enqueue(self, node: object, search: dict[str, SearchParam]) -> tuple[dict[str, Any], ...]:
-        if not isinstance(node, list):
-            raise self.fail("enqueue", "must be a list of {hyperparameter: value} mappings")
-        out = []
-        for i, item in enumerate(node):
-            where = f"enqueue[{i}]"
-            item = self.keys(where, item, search)
-            for name, value in item.items():
-                problem = check_value(name, value)
-                if problem:
-                    raise self.fail(f"{where}.{name}", problem)
-                p = search[name]
-                if isinstance(value, list) and not p.per_layer:
-                    raise self.fail(f"{where}.{name}", "takes one value (not searched per layer)")
-                values = value if isinstance(value, list) else [value]
-                outside = [v for v in values if p.kind == "choice" and v not in p.choices]
-                if outside:
-                    raise self.fail(
-                        f"{where}.{name}",
-                        f"{outside[0]!r} is not among the searched choices {list(p.choices)}",
-                    )
-            units = item.get("hidden_units")
-            if (
-                isinstance(units, list)
-                and "hidden_layers" in item
-                and item["hidden_layers"] != len(units)
-            ):
-                raise self.fail(f"{where}.hidden_units", "must list one value per hidden layer")
-            out.append(dict(item))
-        return tuple(out)
+    def budget(
+        self, budget: Budget | None, search: dict[str, SearchParam]
+    ) -> tuple[int | None, float | None]:
+        """(n_trials, timeout); without a budget 20 trials, or 1 for a study without search."""
+        if budget is None:
+            budget = Budget(n_trials=20 if search else 1)
+        if not search and budget.n_trials != 1:
+            raise self.fail(
+                "budget.n_trials",
+                "a study without search: trains its fixed configuration once; set n_trials: 1 "
+                "(repeats: N trains it with N seeds)",
+            )
+        if budget.n_trials is None and budget.timeout is None:
+            raise self.fail("budget", "set n_trials, timeout or both")
+        return budget.n_trials, budget.timeout
+
+    def tracking(self, tracking: Tracking | None, name: str) -> tuple[str, str]:
+        """(MLflow URI, experiment): by default the embedded store and the study's name."""
+        tracking = tracking or Tracking()
+        experiment = tracking.experiment or name
+        problem = name_problem(experiment)
+        if problem:
+            raise self.fail("tracking.experiment", problem)
+        return tracking.uri or DEFAULT_TRACKING_URI, experiment
+
+    def enqueue(
+        self, items: list[Any], search: dict[str, SearchParam]
+    ) -> tuple[dict[str, Any], ...]:
+        return tuple(self.enqueued(f"enqueue[{i}]", item, search) for i, item in enumerate(items))
+
+    def enqueued(self, where: str, item: object, search: dict[str, SearchParam]) -> dict[str, Any]:
+        """One enqueued configuration: values of searched hyperparameters, within the search."""
+        if not isinstance(item, dict):
+            raise self.fail(where, f"must be a mapping with keys {', '.join(search)}")
+        for name, value in item.items():
+            if name not in search:
+                raise self.fail(f"{where}.{name}", schema.unknown_key(name, search))
+            problem = HYPERPARAMETERS[name].problem(value)
+            if problem:
+                raise self.fail(f"{where}.{name}", problem)
+            p = search[name]
+            if isinstance(value, list) and not p.per_layer:
+                raise self.fail(f"{where}.{name}", "takes one value (not searched per layer)")
+            values = value if isinstance(value, list) else [value]
+            outside = [v for v in values if p.kind == "choice" and v not in p.choices]
+            if outside:
+                raise self.fail(
+                    f"{where}.{name}",
+                    f"{outside[0]!r} is not among the searched choices {list(p.choices)}",
+                )
+        units = item.get("hidden_units")
+        if isinstance(units, list) and item.get("hidden_layers", len(units)) != len(units):
+            raise self.fail(f"{where}.hidden_units", "must list one value per hidden layer")
+        return dict(item)
+
+    def workers(self, value: object) -> int:
+        try:
+            return check_workers(value)
+        except SpecError as e:
+            raise self.fail("workers", str(e)) from None
+
+    # -- how large a network it allows ----------------------------------------------------
 
     def model_size(
         self,
@@ -621,15 +547,6 @@ class _Validator:
         dtype = fixed.get("dtype", HYPERPARAMETERS["dtype"].default)
         for where, item in points:
             n, depth, units, optimizer = _largest_network(fixed, search, item, ds.n_x, ds.n_y)
-            if not where:
-                where = (
-                    " and ".join(
-                        f"{'search' if name in search else 'fixed'}.{name}"
-                        for name in ("hidden_layers", "hidden_units")
-                        if name in search or name in fixed
-                    )
-                    or "fixed.hidden_units"
-                )
             what = (
                 f"training the largest network it allows ({depth} hidden layer(s) of up to "
                 f"{units} units, n_x={ds.n_x}, n_y={ds.n_y}) with {optimizer}"
@@ -637,7 +554,24 @@ class _Validator:
             try:
                 check_model_size(n, dtype, copies=training_copies(optimizer), what=what)
             except ConfigError as e:
-                raise self.fail(where, str(e)) from None
+                raise self.fail(where or _size_fields(fixed, search), str(e)) from None
+
+
+def _given(entry: SearchEntry, key: str) -> bool:
+    """Whether a search entry's file gives `key` (float, int, choice, log, step, per_layer)."""
+    return (f"{key}_" if key in ("float", "int") else key) in entry.model_fields_set
+
+
+def _size_fields(fixed: dict[str, Any], search: dict[str, SearchParam]) -> str:
+    """The fields that set a study's largest network, for a message."""
+    return (
+        " and ".join(
+            f"{'search' if name in search else 'fixed'}.{name}"
+            for name in ("hidden_layers", "hidden_units")
+            if name in search or name in fixed
+        )
+        or "fixed.hidden_units"
+    )
 
 
 def _largest_network(
@@ -651,51 +585,67 @@ def _largest_network(
     `item` (an enqueued point, or {}) fixes some values, the search space or `fixed` the rest.
     Counted for every depth that can matter without building the network, so that huge values
     cost nothing."""
+    prefix, rest = _widths(fixed, search, item)
+    n, depth = max(
+        (_count(n_x, prefix, rest, d, n_y), d) for d in _depths(fixed, search, item, prefix)
+    )
+    widest = max([*prefix[:depth], rest if depth > len(prefix) else 0], default=0)
+    return n, depth, widest, max(_optimizers(fixed, search, item), key=training_copies)
 
-    def setting(name: str) -> Any:
-        return fixed.get(name, HYPERPARAMETERS[name].default)
 
-    searched_units = _top(search["hidden_units"]) if "hidden_units" in search else None
-    units: Any = item.get("hidden_units", setting("hidden_units"))
-    if "hidden_units" not in item and searched_units is not None:
-        units = searched_units
-    # per-layer values listed (fixed, or enqueued: later layers take searched values)
+def _widths(
+    fixed: dict[str, Any], search: dict[str, SearchParam], item: dict[str, Any]
+) -> tuple[list[int], int]:
+    """(listed widths, width of the layers after them): per-layer values listed (fixed, or
+    enqueued) come first; later layers take the widest searched (or fixed) value."""
+    searched = _top(search["hidden_units"]) if "hidden_units" in search else None
+    units: Any = item.get("hidden_units", _setting(fixed, "hidden_units"))
+    if "hidden_units" not in item and searched is not None:
+        units = searched
     prefix = list(units) if isinstance(units, list) else []
-    rest = int(units) if not prefix else (searched_units or max(prefix))
+    return prefix, int(units) if not prefix else (searched or max(prefix))
 
+
+def _depths(
+    fixed: dict[str, Any], search: dict[str, SearchParam], item: dict[str, Any], prefix: list[int]
+) -> list[int]:
+    """The depths whose networks can be the largest."""
     if "hidden_layers" in item:
-        depths = [item["hidden_layers"]]
-    elif "hidden_layers" not in search:
-        depths = [setting("hidden_layers")]
-    elif search["hidden_layers"].kind == "choice":
-        depths = list(search["hidden_layers"].choices)
-    else:
-        p = search["hidden_layers"]
-        step, top = int(p.step or 1), _top(p)
-        # past the listed layers the count grows linearly with the depth, so the largest is
-        # at the deepest end or among the few depths next to the listed layers
-        low = int(p.low)  # type: ignore[arg-type]
-        depths = [*range(low, min(top, len(prefix) + 1 + step) + 1, step), top]
+        return [item["hidden_layers"]]
+    if "hidden_layers" not in search:
+        return [_setting(fixed, "hidden_layers")]
+    p = search["hidden_layers"]
+    if p.kind == "choice":
+        return list(p.choices)
+    step, top = int(p.step or 1), _top(p)
+    # past the listed layers the count grows linearly with the depth, so the largest is at the
+    # deepest end or among the few depths next to the listed layers
+    low = int(p.low)  # type: ignore[arg-type]
+    return [*range(low, min(top, len(prefix) + 1 + step) + 1, step), top]
 
+
+def _optimizers(
+    fixed: dict[str, Any], search: dict[str, SearchParam], item: dict[str, Any]
+) -> list[str]:
     if "optimizer" in item:
-        optimizers = [item["optimizer"]]
-    elif "optimizer" in search:
-        optimizers = list(search["optimizer"].choices)
-    else:
-        optimizers = [setting("optimizer")]
+        return [item["optimizer"]]
+    if "optimizer" in search:
+        return list(search["optimizer"].choices)
+    return [_setting(fixed, "optimizer")]
 
-    best = (-1, 0)
-    for depth in depths:
-        listed = prefix[:depth]
-        k = depth - len(listed)  # layers of `rest` units after the listed ones
-        if k == 0:
-            n = count_parameters([n_x, *listed, n_y])
-        else:
-            n = count_parameters([n_x, *listed, rest]) + (k - 1) * (rest * rest + rest)
-            n += rest * n_y + n_y
-        best = max(best, (n, depth))
-    widest = max([*prefix[: best[1]], rest if best[1] > len(prefix) else 0], default=0)
-    return best[0], best[1], widest, max(optimizers, key=training_copies)
+
+def _count(n_x: int, prefix: list[int], rest: int, depth: int, n_y: int) -> int:
+    """Parameters of a network of `depth` hidden layers: the listed widths, then `rest`."""
+    listed = prefix[:depth]
+    k = depth - len(listed)  # layers of `rest` units after the listed ones
+    if k == 0:
+        return count_parameters([n_x, *listed, n_y])
+    n = count_parameters([n_x, *listed, rest]) + (k - 1) * (rest * rest + rest)
+    return n + rest * n_y + n_y
+
+
+def _setting(fixed: dict[str, Any], name: str) -> Any:
+    return fixed.get(name, HYPERPARAMETERS[name].default)
 
 
 def _top(p: SearchParam) -> int:
@@ -704,6 +654,18 @@ def _top(p: SearchParam) -> int:
         return max(p.choices)
     step = p.step or 1
     return int(p.low + (p.high - p.low) // step * step)  # type: ignore[operator]
+
+
+def _option_problem(default: object, value: object) -> str | None:
+    """What is wrong with `value` for a sampler/pruner option whose default is `default`."""
+    if not isinstance(value, (int, float, str, bool)) and value is not None:
+        return "must be a number, text or true/false"
+    if isinstance(value, float) and not is_number(value):
+        return f"must be a finite number, got {value!r}"
+    wanted = _option_type(default)
+    if wanted and value is not None and not _option_ok(default, value):
+        return f"must be {wanted}, got {value!r}"
+    return None
 
 
 def _option_type(default: object) -> str:
@@ -721,8 +683,8 @@ def _option_ok(default: object, value: object) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
-        return _is_int(value)
-    return _is_num(value)
+        return is_integer(value)
+    return is_number(value)
 
 
 @functools.lru_cache(maxsize=4)
@@ -750,18 +712,9 @@ def check_workers(value: object) -> int:
         return cores
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if not (_is_int(value) and 1 <= value <= 4 * cores):  # type: ignore[operator]
+    if not (is_integer(value) and 1 <= value <= 4 * cores):  # type: ignore[operator]
         raise SpecError(
             f"must be an integer from 1 to {4 * cores} (4 × the {cores} cores) or auto, "
             f"got {value!r}"
         )
     return int(value)  # type: ignore[call-overload]
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: object) -> bool:
-    """A finite real number: not a bool, not .nan, not ±.inf."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
