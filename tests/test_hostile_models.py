@@ -245,6 +245,7 @@ def refused(proc: subprocess.CompletedProcess[str], seconds: float, words: list[
     return line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(JSON_CASES))
 def test_tampered_json_is_one_line(case: str, copy: Path) -> None:
     change, words = JSON_CASES[case]
@@ -252,6 +253,7 @@ def test_tampered_json_is_one_line(case: str, copy: Path) -> None:
     refused(*predict(copy), ["model.json", *words])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(NPZ_CASES))
 def test_tampered_npz_is_one_line(case: str, copy: Path) -> None:
     change, words = NPZ_CASES[case]
@@ -259,6 +261,7 @@ def test_tampered_npz_is_one_line(case: str, copy: Path) -> None:
     refused(*predict(copy), ["model.npz", *words])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(FILE_CASES))
 def test_damaged_file_is_one_line(case: str, copy: Path) -> None:
     change, words = FILE_CASES[case]
@@ -266,6 +269,7 @@ def test_damaged_file_is_one_line(case: str, copy: Path) -> None:
     refused(*predict(copy), words)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(HUGE_CASES))
 def test_huge_layer_dims_are_refused_before_allocating(case: str, copy: Path) -> None:
     dims, words = HUGE_CASES[case]

@@ -74,6 +74,7 @@ def test_one_row_per_evaluator_and_parameter(table: pd.DataFrame) -> None:
     assert list(table.index.get_level_values(0)) == ["fanova"] * 2 + ["ped_anova"] * 2
 
 
+@pytest.mark.slow
 def test_importances_sum_to_one_and_intervals_hold_the_mean(table: pd.DataFrame) -> None:
     sums = table.groupby(level="evaluator")["importance"].sum()
     np.testing.assert_allclose(sums, 1.0)
@@ -154,6 +155,7 @@ def few_trials(values: list[float]) -> optuna.Study:
     return study
 
 
+@pytest.mark.slow
 def test_resamples_of_equal_values_are_left_out() -> None:
     """Of 3 trials, a resample often draws only the two with one value: fANOVA has no
     variance to share out there, and the interval comes from the other resamples."""

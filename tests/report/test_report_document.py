@@ -27,6 +27,9 @@ from hpexp.report.document import build_report, write_report
 from hpexp.report.figures import MISSING, learning_curves, legend_groups
 from hpexp.search.objective import ModelFiles
 
+#: Every test here runs a whole study (or shares one a fixture runs).
+pytestmark = pytest.mark.slow
+
 SPACE = {
     "learning_rate": FloatDistribution(1e-3, 1.0, log=True),
     "activation": CategoricalDistribution(["relu", "tanh", "sigmoid"]),

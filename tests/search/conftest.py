@@ -14,7 +14,6 @@ from typing import Any
 
 import optuna
 import yaml
-from mlflow.tracking import MlflowClient
 
 import hpexp
 from hpexp.search.proposer import PROCESS_NAME as PROPOSER
@@ -54,6 +53,8 @@ def run(doc: dict[str, Any], **kwargs: Any) -> hpexp.StudyResult:
 
 
 def child_runs(result: hpexp.StudyResult) -> list:
+    from mlflow.tracking import MlflowClient  # here: importing MLflow costs every test run 2 s
+
     client = MlflowClient(result.tracking_uri)
     exp = client.get_experiment_by_name(result.spec.experiment)
     return client.search_runs(

@@ -166,6 +166,7 @@ def test_duplicate_key_in_a_set_value(tmp_path: Path) -> None:
 # -- non-finite numbers ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_timeout_argument_must_be_finite_and_positive(tmp_path: Path, value: str) -> None:
     refused(tmp_path, study(), f"--timeout={value}",

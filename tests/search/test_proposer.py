@@ -17,6 +17,9 @@ from hpexp.search.stop import StopRequest
 
 from .conftest import empty_mlflow_store, params_key, run, tiny
 
+#: Every test here runs a whole study (or shares one a fixture runs).
+pytestmark = pytest.mark.slow
+
 
 def _opened(n_trials: int = 4):
     spec = load_spec(tiny(budget={"n_trials": n_trials}))

@@ -80,6 +80,7 @@ def test_a_grpc_url_without_a_port_is_one_line() -> None:
         make_storage("grpc://somewhere")
 
 
+@pytest.mark.slow
 def test_a_database_without_a_driver_names_the_fix() -> None:
     with pytest.raises(SpecError) as e:
         make_storage("mysql+nosuchdriver://u:secret@127.0.0.1/db")

@@ -14,6 +14,9 @@ from hpexp.search.space import resolve
 from ..conftest import empty_mlflow_store
 from .conftest import assert_agree, child_runs, run, run_of, tiny
 
+#: Every test here runs a whole study (or shares one a fixture runs).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):

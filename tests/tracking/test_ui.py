@@ -161,6 +161,7 @@ def test_cli_ui_on_a_busy_port_exits_2_without_starting_the_server(
     ]
 
 
+@pytest.mark.slow
 def test_subprocess_ui_on_a_busy_port(store: str, busy_port: int, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "hpexp", "ui", "--port", str(busy_port), "--tracking-uri", store],
