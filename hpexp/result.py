@@ -82,12 +82,15 @@ class StudyResult:
             return None
         return found.experiment_id if found else None
 
-    def ui_url(self, host: str = "127.0.0.1", port: int = 5000) -> str:
-        """Where the MLflow UI (`make ui` / `hpexp ui`) shows this study's runs."""
+    def ui_url(self, host: str = "127.0.0.1", port: int = 5000, charts: bool = False) -> str:
+        """Where the MLflow UI (`make ui` / `hpexp ui`) shows this study's trials, best first
+        (`charts`: their learning curves); see `hpexp.tracking.views`."""
+        from hpexp.tracking.views import view_url
+
         base = f"http://{host}:{port}"
         if self.experiment_id is None:
             return base
-        return f"{base}/#/experiments/{self.experiment_id}/runs?workflowType=machine_learning"
+        return view_url(base, self.experiment_id, self.name, charts)
 
     def _has_best(self) -> bool:
         return any(t.state == optuna.trial.TrialState.COMPLETE for t in self.study.trials)

@@ -62,11 +62,13 @@ from hpexp.tracking.stores import (
 if TYPE_CHECKING:  # MLflow is imported by the writer, not by the process that trains
     from hpexp.report.document import ReportFiles
     from hpexp.sync import Syncer, SyncReport
+    from hpexp.tracking.views import Summary
 
 __all__ = ["check_study", "load_study", "report_study", "run_study", "sync_study", "work_study"]
 
-#: The study run's artifacts: [(file or folder, artifact path)], metrics, tags.
-Artifacts = tuple[list[tuple[Path, str | None]], dict[str, float], dict[str, str]]
+#: The study run's artifacts: [(file or folder, artifact path)], metrics, tags, and what the
+#: notes on the experiment and the study's run say.
+Artifacts = tuple[list[tuple[Path, str | None]], dict[str, float], dict[str, str], "Summary"]
 
 
 def run_study(
@@ -669,9 +671,11 @@ def study_artifacts(
 ) -> Artifacts:
     """Write the study run's artifacts under `out` (trials table, plots, the report beside the
     study's networks, best model as .npz and as a pyfunc model); return [(path, artifact
-    folder)], metrics and tags."""
+    folder)], metrics (the study's summary, as `study/...`: a section of their own in MLflow's
+    charts), tags and the notes' summary."""
     from hpexp.nn import save_model
     from hpexp.report.plots import save_study_plots
+    from hpexp.sync import study_summary
 
     artifacts: list[tuple[Path, str | None]] = []
     trials_csv = out / "trials.csv"
@@ -682,8 +686,9 @@ def study_artifacts(
         artifacts.append((out / "plots", "plots"))
     artifacts += [(path, None) for path in _report(result, out)]
     statuses = [trial_status(t) for t in result.study.get_trials(deepcopy=False)]
-    metrics = {f"trials_{s}": float(statuses.count(s)) for s in STATUSES[:5]}
+    metrics = {f"study/trials_{s}": float(statuses.count(s)) for s in STATUSES[:5]}
     tags: dict[str, str] = {}
+    best, best_metrics = None, {}
     if result._has_best():
         best = result.best_trial
         model = result.best_model()
@@ -694,15 +699,20 @@ def study_artifacts(
 
             save_pyfunc_model(model, out / MODEL_ARTIFACT, example)
             artifacts.append((out / MODEL_ARTIFACT, MODEL_ARTIFACT))
-        metrics |= {
-            f"best_{k}": float(v)
+        best_metrics = {
+            k: float(v)
             for k, v in result.best_metrics.items()
             if np.isfinite(v) and (k.startswith(("val_", "test_")) or k == "n_params")
         }
+        metrics |= {f"study/best_{k}": v for k, v in best_metrics.items()}
         tags = {"hpexp.best_trial": str(best.number)}
         if best.number in run_ids:
             tags["hpexp.best_run_id"] = run_ids[best.number]
-    return artifacts, metrics, tags
+    run_id = run_ids.get(best.number) if best is not None else None
+    summary = study_summary(
+        result.spec, result.study, result.experiment_id or "", best, run_id, best_metrics
+    )
+    return artifacts, metrics, tags, summary
 
 
 def _report(result: StudyResult, out: Path) -> list[Path]:

@@ -13,7 +13,8 @@ import contextlib
 import fcntl
 import math
 import tempfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ from optuna.trial import FrozenTrial
 from hpexp.search.factories import redact_url
 from hpexp.search.objective import ModelFiles
 from hpexp.search.spec import StudySpec
-from hpexp.search.states import retry_of, trial_status
+from hpexp.search.states import STATUSES, retry_of, trial_status
 from hpexp.tracking.projection import Projection, TrialRecord
+from hpexp.tracking.views import RUN_NOTE, Summary, notes, trials_view
 
-__all__ = ["SyncReport", "Syncer", "study_params", "trial_record"]
+__all__ = ["SyncReport", "Syncer", "study_params", "study_summary", "trial_record"]
 
 
 def trial_record(spec: StudySpec, trial: FrozenTrial, models: ModelFiles) -> TrialRecord:
@@ -40,31 +42,30 @@ def trial_record(spec: StudySpec, trial: FrozenTrial, models: ModelFiles) -> Tri
         params["layer_dims"] = record["layer_dims"]
     curves = {k: (list(map(int, v[0])), list(v[1])) for k, v in (attrs.get("curves") or {}).items()}
     metrics = {k: float(v) for k, v in (attrs.get("metrics") or {}).items()}
-    if spec.repeats == 1 or len(record.get("seeds", [])) < 2:
-        metrics = {k: v for k, v in metrics.items() if k not in curves}
-    tags = {"hpexp.status": trial_status(trial), "hpexp.repeats": str(spec.repeats)}
+    tags = {"hpexp.repeats": str(spec.repeats)}
     if record.get("seeds"):
         tags["hpexp.seed"] = str(record["seeds"][0])
     for key in ("fail_reason", "baseline"):
         if key in attrs:
             tags[f"hpexp.{key}"] = str(attrs[key])
-    if trial_status(trial) == "interrupted" and "fail_reason" not in attrs:
+    status = trial_status(trial)
+    if status == "interrupted" and "fail_reason" not in attrs:
         tags["hpexp.fail_reason"] = "interrupted: its worker stopped sending heartbeats"
     if retry_of(trial) is not None:
         tags["hpexp.retry_of"] = str(retry_of(trial))
     if "worker" in attrs:
         tags["hpexp.worker"] = str(attrs["worker"])
-    if "pruned_at" in record:
-        tags["hpexp.pruned_at"] = str(record["pruned_at"])
+    pruned_at = record.get("pruned_at")
     model = models.folder(trial.number) if record.get("model") else None
     return TrialRecord(
         number=trial.number,
         state=trial.state.name,
         params={k: str(v) for k, v in params.items()},
+        status=status,
+        pruned_at=int(pruned_at) if pruned_at is not None else None,
         tags=tags,
         metrics=metrics,
         curves=curves,
-        step=int(record.get("iterations_run", 0)),
         model=model,
     )
 
@@ -82,6 +83,32 @@ def study_params(spec: StudySpec, dataset_name: str) -> dict[str, Any]:
     }
     params.update({f"fixed.{k}": v for k, v in spec.fixed.items()})
     return params
+
+
+def study_summary(
+    spec: StudySpec,
+    study: optuna.Study,
+    experiment_id: str,
+    best: FrozenTrial | None = None,
+    best_run_id: str | None = None,
+    best_metrics: Mapping[str, float] | None = None,
+) -> Summary:
+    """What the notes on the experiment and the study's run say: counts by status, and the
+    best trial when given."""
+    counts = Counter(
+        trial_status(t) for t in study.get_trials(deepcopy=False) if t.state.is_finished()
+    )
+    return Summary(
+        study=spec.name,
+        description=spec.description,
+        experiment_id=experiment_id,
+        objectives=tuple((o.metric, o.direction) for o in spec.objectives),
+        counts={s: counts[s] for s in STATUSES if counts[s]},
+        best=best.number if best is not None else None,
+        best_run_id=best_run_id,
+        best_metrics=dict(best_metrics or {}),
+        best_params=dict(best.params) if best is not None else {},
+    )
 
 
 @dataclass
@@ -114,17 +141,21 @@ class Syncer:
         self._lock_depth = 0
 
     def open(self) -> str:
-        """Reopen or create the study's run; remember its id in the study. Returns the id."""
+        """Reopen or create the study's run; remember its id in the study; save the view of
+        its trials and describe the study on the experiment and its run (counts so far,
+        links to the view). Returns the run's id."""
         attrs = self.study.user_attrs
+        banner, note = notes(study_summary(self.spec, self.study, self.projection.experiment_id))
         tags = {
             "hpexp.storage": redact_url(self.spec.storage),
             "hpexp.fingerprint": str(attrs.get("fingerprint", "")),
-            "mlflow.note.content": self.spec.description,
+            RUN_NOTE: note,
         }
         with self.lock():
             parent = self.projection.open_study(
                 attrs.get("mlflow_parent_run_id"), study_params(self.spec, self.dataset_name), tags
             )
+            self.projection.show(self.view(), banner)
         for key, value in (
             ("mlflow_parent_run_id", parent),
             ("mlflow_experiment_id", self.projection.experiment_id),
@@ -132,6 +163,12 @@ class Syncer:
             if attrs.get(key) != value:
                 self.study.set_user_attr(key, value)
         return parent
+
+    def view(self) -> tuple[str, dict[str, object]]:
+        """The study's saved view of its trials: best first, objectives and searched
+        hyperparameters as columns."""
+        objectives = [(o.metric, o.direction) for o in self.spec.objectives]
+        return trials_view(self.spec.name, objectives, list(self.spec.search))
 
     def records(self, numbers: set[int] | None = None) -> list[TrialRecord]:
         """Records of the finished trials (those in `numbers`, if given)."""
@@ -185,10 +222,18 @@ class Syncer:
 
     def close(self, status: str, artifacts: Any = None) -> None:
         """End the study's run with `status`, after logging `artifacts(tmp) -> (files, metrics,
-        tags)` when given."""
+        tags, summary)` when given, and describe the study on the experiment and its run
+        (`summary`, else counts only)."""
         with self.lock(), tempfile.TemporaryDirectory(prefix="hpexp-study-") as tmp:
-            files, metrics, tags = artifacts(Path(tmp)) if artifacts else ([], {}, {})
+            files, metrics, tags, summary = (
+                artifacts(Path(tmp)) if artifacts else ([], {}, {}, None)
+            )
+            if summary is None:
+                summary = study_summary(self.spec, self.study, self.projection.experiment_id)
+            banner, note = notes(summary)
+            tags = {**tags, RUN_NOTE: note}
             self.projection.close_study(status, metrics=metrics, tags=tags, artifacts=files)
+            self.projection.show(self.view(), banner)
 
     def _lock_path(self) -> Path:
         """One lock per SQLite store (beside it: SQLite takes one writer at a time, and

@@ -4,6 +4,6 @@ Only this package calls MLflow. `hpexp.tracking.projection` imports MLflow; this
 top level does not, so checking a URI stays cheap.
 """
 
-from hpexp.tracking.stores import STATUS_FOR_STATE
+from hpexp.tracking.stores import RUN_STATUS
 
-__all__ = ["STATUS_FOR_STATE"]
+__all__ = ["RUN_STATUS"]

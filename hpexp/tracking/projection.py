@@ -7,6 +7,13 @@ written in one go when the trial has finished: created, model files, then params
 final metrics + the tag `hpexp.synced` (a digest of the record) in one batch, then the terminal
 status. A run without that tag and status was cut short and is written again.
 
+A trial's run shows that trial only: its learning curves as `curves/<metric>` (one point per
+evaluation, step = iteration: MLflow's charts put them in a section of their own) and its final
+values under the metrics' own names at step 0 (the runs table's columns, bars in the charts).
+Its name and status say how it ended (`hpexp.tracking.views.run_name`, `RUN_STATUS`). The
+study's run holds the study's summary (`study/...` metrics), and the experiment a saved view of
+the trials and a description that links to it (`hpexp.tracking.views`).
+
     projection = Projection(tracking_uri, experiment, study)
     projection.open_study(parent_run_id, params, tags)
     projection.write(records)               # idempotent: runs already complete are kept
@@ -29,47 +36,73 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from hpexp.tracking.stores import (
-    STATUS_FOR_STATE,
+    RUN_STATUS,
     ensure_store,
     local_artifact_root,
     quiet_mlflow,
 )
+from hpexp.tracking.views import GREY, RUN_NOTE, run_name
 
-__all__ = ["Projection", "TrialRecord", "log_files"]
+__all__ = ["CURVES", "Projection", "TrialRecord", "log_files"]
 
 TAG = "hpexp."  # prefix of hpexp's own tags
+CURVES = "curves/"  # prefix of a learning curve's metric name
+LAYOUT = 2  # how a trial's run looks; a run written with another layout is written again
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 5000
+STATUS_OF_STATE = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
 
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """Everything one trial's run shows. `state` is COMPLETE, PRUNED or FAIL; `curves` maps a
-    metric name to (steps, values); `metrics` are final values, logged at `step`; `model` is a
-    folder logged as the run's `model/` artifacts."""
+    """Everything one trial's run shows. `state` is Optuna's (COMPLETE, PRUNED or FAIL),
+    `status` hpexp's (complete, pruned, failed, interrupted, duplicate; from `state` when
+    empty); `pruned_at` the iteration a pruned trial stopped at; `curves` maps a metric name to
+    (steps, values); `metrics` are final values; `model` is a folder logged as the run's
+    `model/` artifacts."""
 
     number: int
     state: str
     params: dict[str, str]
+    status: str = ""
+    pruned_at: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
-    step: int = 0
     model: Path | None = None
 
     @property
-    def status(self) -> str:
-        return STATUS_FOR_STATE[self.state]
+    def outcome(self) -> str:
+        """How the trial ended, in hpexp's words (`hpexp.search.states`)."""
+        return self.status or STATUS_OF_STATE[self.state]
+
+    @property
+    def run_status(self) -> str:
+        return RUN_STATUS[self.outcome]
+
+    @property
+    def run_name(self) -> str:
+        return run_name(self.number, self.outcome, self.pruned_at)
 
     def digest(self) -> str:
         """A hash of what the run must show (not of the model files' location)."""
-        doc = [self.number, self.state, self.params, self.tags, self.metrics, self.curves]
+        doc = [LAYOUT, self.number, self.state, self.outcome, self.pruned_at, self.params]
+        doc += [self.tags, self.metrics, self.curves]
         text = json.dumps(doc, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def all_tags(self) -> dict[str, str]:
-        tags = {TAG + "state": self.state, **self.tags}
+        """The tags `check` compares: hpexp's, and the run's name."""
+        tags = {TAG + "role": "trial", TAG + "state": self.state, TAG + "status": self.outcome}
+        if self.pruned_at is not None:
+            tags[TAG + "pruned_at"] = str(self.pruned_at)
+        tags |= {**self.tags, "mlflow.runName": self.run_name}
         return {k: str(v)[:MAX_TAG_LENGTH] for k, v in tags.items()}
+
+    def display_tags(self) -> dict[str, str]:
+        """Tags set once, when the run is written, and left to the user afterwards: a grey
+        colour for a trial that did not complete (the UI's colour picker changes it)."""
+        return {} if self.outcome == "complete" else {"mlflow.runColor": GREY}
 
     def logged_metrics(self) -> dict[str, float]:
         return {k: v for k, v in self.metrics.items() if math.isfinite(v)}
@@ -87,6 +120,16 @@ def _mismatches(kind: str, have: Mapping[str, str], want: Mapping[str, str]) -> 
     return [
         f"{kind} {k} = {have.get(k)!r}, expected {v!r}" for k, v in want.items() if have.get(k) != v
     ]
+
+
+def _envelope(value: str | None) -> dict[str, Any] | None:
+    """A saved view's envelope (name, state, createdAt), or None if `value` is not one."""
+    try:
+        doc = json.loads(value or "")
+    except ValueError:
+        return None
+    ok = isinstance(doc, dict) and {"name", "state", "createdAt"} <= doc.keys()
+    return doc if ok else None
 
 
 def _now_ms() -> int:
@@ -190,6 +233,29 @@ class Projection:
                 self.client.log_artifact(run_id, str(path), artifact_path)
         self.client.set_terminated(run_id, status)
 
+    # -- what the UI opens on ---------------------------------------------------------------
+
+    def show(self, view: tuple[str, Mapping[str, Any]], note: str) -> None:
+        """Save the study's view of its trials (`views.trials_view`) unless it is there as is,
+        and, in the study's own experiment, make `note` the experiment's description unless
+        someone wrote another one there (hpexp replaces only what it wrote itself)."""
+        tags = self.client.get_experiment(self.experiment_id).tags
+        key, envelope = view
+        old = _envelope(tags.get(key))
+        if old is None or (old["name"], old["state"]) != (envelope["name"], envelope["state"]):
+            now = _now_ms()
+            created = old["createdAt"] if old else now
+            value = json.dumps({**envelope, "createdAt": created, "updatedAt": now})
+            self.client.set_experiment_tag(self.experiment_id, key, value)
+        if tags.get(TAG + "study") != self.study_name:
+            return  # an experiment shared with other studies keeps its description
+        current, mine = tags.get(RUN_NOTE), tags.get(TAG + "note")
+        if current in (None, "", mine) or current == note:
+            if current != note:
+                self.client.set_experiment_tag(self.experiment_id, RUN_NOTE, note)
+            if mine != note:  # after the note: an interruption between the two is harmless
+                self.client.set_experiment_tag(self.experiment_id, TAG + "note", note)
+
     # -- one child run per finished trial ----------------------------------------------------
 
     def trial_runs(self, number: int | None = None) -> dict[int, list[Run]]:
@@ -230,11 +296,12 @@ class Projection:
             return str(keep.info.run_id)
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"trial-{record.number:04d}",
+            run_name=record.run_name,
             tags={
                 "mlflow.parentRunId": self.parent_run_id,
                 TAG + "study": self.study_name,
                 TAG + "trial": str(record.number),
+                **record.display_tags(),
             },
         )
         run_id = run.info.run_id
@@ -242,7 +309,7 @@ class Projection:
             self.client.log_artifacts(run_id, str(record.model), "model")
         now = _now_ms()
         points = [
-            Metric(name, float(v), now, int(s))
+            Metric(CURVES + name, float(v), now, int(s))
             for name, (steps, values) in record.curves.items()
             for s, v in zip(steps, values, strict=True)
         ]
@@ -251,17 +318,16 @@ class Projection:
             params=record.params,
             metrics=record.logged_metrics(),
             tags={**record.all_tags(), TAG + "synced": digest},
-            step=record.step,
             extra=points,
         )
-        self.client.set_terminated(run_id, record.status)
+        self.client.set_terminated(run_id, record.run_status)
         return str(run_id)
 
     @staticmethod
     def _complete(run: Run, record: TrialRecord, digest: str) -> bool:
         return (
             run.data.tags.get(TAG + "synced") == digest
-            and run.info.status == record.status
+            and run.info.status == record.run_status
             and run.data.tags.get("mlflow.parentRunId") is not None
         )
 
@@ -299,25 +365,23 @@ class Projection:
     def _differences(self, record: TrialRecord, run: Run) -> list[str]:
         """How `run` differs from `record` (one phrase each; [] when it shows the record)."""
         out = []
-        if run.info.status != record.status:
-            out.append(f"run status {run.info.status}, expected {record.status}")
+        if run.info.status != record.run_status:
+            out.append(f"run status {run.info.status}, expected {record.run_status}")
         expected = {k: _param(v) for k, v in record.params.items()}
         out += _mismatches("param", run.data.params, expected)
         out += _mismatches("tag", run.data.tags, record.all_tags())
         finals = record.logged_metrics()
         for k, value in finals.items():
             got = run.data.metrics.get(k)
-            if k not in record.curves and (got is None or not _close(got, value)):
+            if got is None or not _close(got, value):
                 out.append(f"metric {k} = {got}, expected {value}")
-        for name, (steps, values) in record.curves.items():
+        curves = {CURVES + name: points for name, points in record.curves.items()}
+        for name in sorted(set(run.data.metrics) - set(finals) - set(curves)):
+            out.append(f"metric {name}: not one of this trial's metrics")
+        for name, (steps, values) in curves.items():
             history = self.client.get_metric_history(run.info.run_id, name)
-            # A final value (a mean over repeats) equal to the curve's last point is one point
-            # or two, as MLflow's timestamps fall: compare distinct (step, value) pairs.
-            have = sorted({(m.step, m.value) for m in history})
-            want = list(zip(steps, values, strict=True))
-            if name in finals:
-                want.append((record.step, finals[name]))
-            want = sorted(set(want))
+            have = sorted((m.step, m.value) for m in history)
+            want = sorted(zip(steps, values, strict=True))
             if len(have) != len(want) or any(
                 a[0] != b[0] or not _close(a[1], b[1]) for a, b in zip(have, want, strict=True)
             ):
@@ -351,13 +415,12 @@ class Projection:
         params: Mapping[str, Any] = {},
         metrics: Mapping[str, float] = {},
         tags: Mapping[str, str] = {},
-        step: int = 0,
         extra: Iterable[Metric] = (),
     ) -> None:
         now = _now_ms()
         self.client.log_batch(
             run_id,
-            metrics=[*extra, *(Metric(k, float(v), now, step) for k, v in metrics.items())],
+            metrics=[*extra, *(Metric(k, float(v), now, 0) for k, v in metrics.items())],
             params=[Param(k, _param(v)) for k, v in params.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )

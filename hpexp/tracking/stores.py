@@ -18,7 +18,7 @@ from typing import Any
 from hpexp.errors import SpecError, StoreError
 
 __all__ = [
-    "STATUS_FOR_STATE",
+    "RUN_STATUS",
     "absolute_uri",
     "check_reachable",
     "check_tracking_uri",
@@ -28,8 +28,19 @@ __all__ = [
     "quiet_mlflow",
 ]
 
-#: Optuna trial state -> MLflow run status.
-STATUS_FOR_STATE = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+#: A trial's status (`hpexp.search.states`) -> its MLflow run's status. MLflow's runs table draws
+#: FINISHED as a green tick and FAILED and KILLED alike, as a red cross. A pruned trial ended as
+#: the search meant it to (the pruner's decision; its partial curves and metrics are kept): a
+#: tick. An interrupted trial's process was stopped (KILLED, as MLflow means it, and as the run
+#: of a stopped study) and a duplicate proposal was cancelled before training (KILLED too). The
+#: run's name tells them apart: `trial-0007 · pruned@100`, `trial-0003 · failed`.
+RUN_STATUS = {
+    "complete": "FINISHED",
+    "pruned": "FINISHED",
+    "failed": "FAILED",
+    "interrupted": "KILLED",
+    "duplicate": "KILLED",
+}
 SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks")
 #: Seconds a tracking server has to answer, and how often MLflow's client retries.
 HTTP_TIMEOUT = 10

@@ -4,26 +4,42 @@
 starts it in a process group of its own and takes that whole group down when it is stopped
 (Ctrl-C, SIGTERM, SIGHUP); if `hpexp ui` is killed (kill -9), the kernel sends the server
 SIGTERM (Linux), which it passes on to its web server.
+
+Once the server answers, `hpexp ui` prints a link per study in the store: its trials, best
+first (`hpexp.tracking.views`). MLflow's own pages open on GenAI views and a folded parent run;
+these links are the way in.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from hpexp.errors import HpexpError
 from hpexp.lifeline import dies_with_this_process
 from hpexp.tracking.stores import local_artifact_root
+from hpexp.tracking.views import studies_with_views, view_url
 
-__all__ = ["Stopped", "check_port", "run_server", "serve", "ui_command", "ui_env"]
+__all__ = [
+    "Stopped",
+    "check_port",
+    "run_server",
+    "serve",
+    "study_links",
+    "ui_command",
+    "ui_env",
+]
 
 #: The signals that stop `hpexp ui` and its server.
 STOP_SIGNALS = tuple(
@@ -31,6 +47,8 @@ STOP_SIGNALS = tuple(
 )
 #: Seconds the server's processes get to stop after SIGTERM, before SIGKILL.
 STOP_SECONDS = 10.0
+#: Seconds `hpexp ui` waits for its server to answer before it gives up printing study links.
+LINKS_WAIT = 180.0
 
 
 def ui_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
@@ -77,11 +95,17 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
     check_port(host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: the UI will be reachable from other machines on {host}", file=sys.stderr)
-    print(f"MLflow UI: http://{host}:{port}  (Ctrl-C to stop)", flush=True)
+    base = _http(host, port)
+    print(f"MLflow UI: {base}  (Ctrl-C to stop)", flush=True)
+    local = _http("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)
+    done = threading.Event()
+    threading.Thread(target=_print_links, args=(local, base, done), daemon=True).start()
     try:
         code = run_server(ui_command(tracking_uri, host, port), env=ui_env())
     except KeyboardInterrupt as e:  # stopped: the server is down too
         return 128 + int(getattr(e, "signum", signal.SIGINT))
+    finally:
+        done.set()
     if code != 0:
         print(
             f"hpexp: error: the MLflow server stopped with exit code {code} (see above); if port "
@@ -90,6 +114,57 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> int:
         )
         return 2
     return 0
+
+
+def _http(host: str, port: int) -> str:
+    """http://host:port, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def study_links(api: str, base: str, timeout: float = 10.0) -> list[str]:
+    """`STUDY: URL` for each study's saved view in the store that the server at `api` serves,
+    URLs as a browser reaches the UI at `base`."""
+    found: list[tuple[str, str]] = []
+    token = None
+    while True:
+        query = {"max_results": 1000, "filter": "tags.`hpexp.study` LIKE '%'"}
+        if token:
+            query["page_token"] = token
+        request = urllib.request.Request(
+            f"{api}/api/2.0/mlflow/experiments/search",
+            data=json.dumps(query).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            page = json.load(reply)
+        for experiment in page.get("experiments", []):
+            tags = {t["key"]: t.get("value", "") for t in experiment.get("tags", [])}
+            for study in studies_with_views(tags):
+                found.append((study, view_url(base, experiment["experiment_id"], study)))
+        token = page.get("next_page_token")
+        if not token:
+            return [f"{study}: {url}" for study, url in sorted(found)]
+
+
+def _print_links(api: str, base: str, done: threading.Event) -> None:
+    """Once the server at `api` answers (before `done`), print the studies' links."""
+    deadline = time.monotonic() + LINKS_WAIT
+    while not done.is_set() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            pass
+        done.wait(0.5)
+    else:
+        return
+    try:
+        lines = study_links(api, base)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # the links are a convenience: the UI works without them
+    if lines and not done.is_set():
+        print("  " + "\n  ".join(lines), flush=True)
 
 
 class Stopped(KeyboardInterrupt):

@@ -17,7 +17,8 @@ import yaml
 
 import hpexp
 from hpexp.search.proposer import PROCESS_NAME as PROPOSER
-from hpexp.tracking import STATUS_FOR_STATE
+from hpexp.search.states import trial_status
+from hpexp.tracking import RUN_STATUS
 from hpexp.workers import WORKER_NAME
 
 from ..conftest import empty_mlflow_store
@@ -78,7 +79,7 @@ def assert_agree(result: hpexp.StudyResult) -> None:
     for t in finished:
         run = run_of(result, t.number)
         assert run.data.tags["hpexp.state"] == t.state.name
-        assert run.info.status == STATUS_FOR_STATE[t.state.name]
+        assert run.info.status == RUN_STATUS[trial_status(t)]
         for name, value in t.params.items():
             assert run.data.params[name] == str(value)
     assert (

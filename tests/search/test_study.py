@@ -50,9 +50,9 @@ def test_curves_have_a_point_per_evaluation(finished):
     assert trial.user_attrs["record"]["iterations_run"] == iterations
     expected = [*range(5, iterations + 1, 5)] + ([iterations] if iterations % 5 else [])
     for name in ("train_cost", "val_accuracy", "val_cost"):
-        steps = sorted(m.step for m in client.get_metric_history(run_id, name))
+        steps = sorted(m.step for m in client.get_metric_history(run_id, f"curves/{name}"))
         assert steps == expected, name
-    # the final metrics are there too
+    # the final metrics are there too, under their own names
     data = client.get_run(run_id).data
     assert {"val_accuracy", "test_accuracy", "n_params", "train_seconds"} <= set(data.metrics)
 
@@ -66,7 +66,7 @@ def test_parent_run_holds_the_study_artifacts(finished):
     parent = client.get_run(finished.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["hpexp.best_run_id"] == finished.best_run_id
-    assert parent.data.metrics["trials_complete"] == 5
+    assert parent.data.metrics["study/trials_complete"] == 5
 
 
 @pytest.mark.slow
@@ -172,7 +172,9 @@ def test_pruned_trials_are_killed_runs(studydir):
     client = MlflowClient(result.tracking_uri)
     tags = client.get_run(run_of(result, pruned.number).info.run_id).data.tags
     assert tags["hpexp.pruned_at"] == "5"
-    curve = client.get_metric_history(run_of(result, pruned.number).info.run_id, "train_cost")
+    pruned_run = run_of(result, pruned.number)
+    assert pruned_run.info.run_name == f"trial-{pruned.number:04d} · pruned@5"
+    curve = client.get_metric_history(pruned_run.info.run_id, "curves/train_cost")
     assert [m.step for m in curve] == [5]
 
 

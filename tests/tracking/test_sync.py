@@ -76,8 +76,8 @@ def finished_study(where: Path) -> str:
 
 
 def trial_runs(uri: str, experiment: str = "synced") -> dict[int, dict[str, Any]]:
-    """What MLflow shows of each trial: status, params, final metrics, curves, hpexp tags,
-    model files; one run per trial number (asserted)."""
+    """What MLflow shows of each trial: name, status, params, final metrics, curves, hpexp tags
+    and colour, model files; one run per trial number (asserted)."""
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no experiment {experiment} in {uri}"
@@ -87,7 +87,9 @@ def trial_runs(uri: str, experiment: str = "synced") -> dict[int, dict[str, Any]
         assert number not in out, f"trial {number}: two runs"
         run_id = run.info.run_id
         out[number] = {
+            "name": run.info.run_name,
             "status": run.info.status,
+            "color": run.data.tags.get("mlflow.runColor"),
             "params": dict(run.data.params),
             "metrics": dict(run.data.metrics),
             "tags": {k: v for k, v in run.data.tags.items() if k.startswith("hpexp.")},
@@ -131,6 +133,19 @@ def test_sync_rebuilds_a_deleted_store_as_it_was(tmp_path: Path) -> None:
     before = trial_runs(uri)
     statuses = [before[n]["tags"]["hpexp.status"] for n in sorted(before)]
     assert statuses == ["failed", "complete", "complete", "pruned"]
+    names = [(before[n]["name"], before[n]["status"]) for n in sorted(before)]
+    pruned_at = before[3]["tags"]["hpexp.pruned_at"]
+    assert names == [
+        ("trial-0000 · failed", "FAILED"),
+        ("trial-0001", "FINISHED"),
+        ("trial-0002", "FINISHED"),
+        (f"trial-0003 · pruned@{pruned_at}", "FINISHED"),  # not a red cross like a failure
+    ]
+    for number, run in before.items():  # the trial's own metrics: no study summary
+        assert not [m for m in run["metrics"] if m.startswith(("study/", "best_", "trials_"))]
+        assert {m for m in run["curves"] if len(run["curves"][m]) > 1} <= {
+            m for m in run["metrics"] if m.startswith("curves/")
+        }, number
     parent_before, artifacts_before = study_run(uri)
     assert {"trials.csv", "plots", "best_model", "model"} <= artifacts_before
 
@@ -145,10 +160,10 @@ def test_sync_rebuilds_a_deleted_store_as_it_was(tmp_path: Path) -> None:
     assert sorted(after) == sorted(before) == [0, 1, 2, 3]
     for number, was in before.items():
         now = after[number]
-        for what in ("status", "params", "tags", "curves", "model"):
+        for what in ("name", "status", "color", "params", "tags", "curves", "model"):
             assert now[what] == was[what], f"trial {number}: {what}"
         assert now["metrics"] == pytest.approx(was["metrics"], rel=1e-12), f"trial {number}"
-    complete = [n for n, v in after.items() if v["status"] == "FINISHED"]
+    complete = [n for n, v in after.items() if v["tags"]["hpexp.status"] == "complete"]
     assert all(any(p.endswith(".npz") for p in after[n]["model"]) for n in complete)
 
     parent, artifacts = study_run(uri)
@@ -156,7 +171,15 @@ def test_sync_rebuilds_a_deleted_store_as_it_was(tmp_path: Path) -> None:
     assert parent.info.status == "FINISHED"
     assert parent.data.params == parent_before.data.params
     assert parent.data.tags["hpexp.best_trial"] == parent_before.data.tags["hpexp.best_trial"]
+    assert parent.data.metrics == parent_before.data.metrics  # the study/... summary
     client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("synced")
+    best_trial = parent.data.tags["hpexp.best_trial"]
+    best_link = f"[trial {best_trial}](#/experiments/{experiment.experiment_id}/runs/"
+    best_link += run_id_of(uri, int(best_trial)) + ")"
+    assert f"**Best: {best_link}**" in parent.data.tags["mlflow.note.content"]
+    assert f"best {best_link}" in experiment.tags["mlflow.note.content"]
+    assert "mlflow.sharedViewState.hpexp-synced" in experiment.tags
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert "plots/optimization_history.png" in plots
     best = {a.path for a in client.list_artifacts(parent.info.run_id, "best_model")}
@@ -178,7 +201,7 @@ def test_check_catches_hand_edits_and_sync_repairs_them(tmp_path: Path) -> None:
     uri = finished_study(tmp_path)
     client = MlflowClient(uri)
     before = trial_runs(uri)
-    complete = sorted(n for n, v in before.items() if v["status"] == "FINISHED")
+    complete = sorted(n for n, v in before.items() if v["tags"]["hpexp.status"] == "complete")
     assert complete == [1, 2]
     edited, deleted = complete
 

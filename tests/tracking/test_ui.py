@@ -1,14 +1,18 @@
-"""`hpexp ui` without a browser: the server command line, its defaults, and its errors."""
+"""`hpexp ui` without a browser: the server command line, its defaults, its errors, and the
+studies' links it prints."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -198,3 +202,82 @@ def test_serve_returns_2_when_the_server_fails(
     assert len(lines) == 1, err
     assert lines[0].startswith("hpexp: error: the MLflow server stopped with exit code 1")
     assert "hpexp ui --port 5124" in lines[0]
+
+
+# -- the studies' links, printed once the server answers ------------------------------------------
+
+
+class FakeServer(http.server.BaseHTTPRequestHandler):
+    """MLflow's health check and experiments search, two pages: one hpexp experiment holding
+    two studies' views, one that is not hpexp's."""
+
+    pages: ClassVar[list[dict[str, Any]]] = [
+        {
+            "experiments": [
+                {
+                    "experiment_id": "4",
+                    "tags": [
+                        {"key": "hpexp.study", "value": "b"},
+                        {"key": "mlflow.sharedViewState.hpexp-b", "value": "{}"},
+                        {"key": "mlflow.sharedViewState.hpexp-a", "value": "{}"},
+                    ],
+                }
+            ],
+            "next_page_token": "2",
+        },
+        {"experiments": [{"experiment_id": "9", "tags": [{"key": "x", "value": "y"}]}]},
+    ]
+
+    def do_GET(self) -> None:
+        self._reply({"status": "OK"} if self.path == "/health" else None)
+
+    def do_POST(self) -> None:
+        query = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert self.path == "/api/2.0/mlflow/experiments/search"
+        self._reply(self.pages[1 if query.get("page_token") == "2" else 0])
+
+    def _reply(self, doc: dict[str, Any] | None) -> None:
+        body = json.dumps(doc).encode()
+        self.send_response(200 if doc is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_mlflow() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_study_links_name_each_study_view(fake_mlflow: str) -> None:
+    view = "runs?viewStateShareKey=hpexp-{}&workflowType=machine_learning"
+    assert ui.study_links(fake_mlflow, "http://0.0.0.0:5000") == [
+        f"a: http://0.0.0.0:5000/#/experiments/4/{view.format('a')}",
+        f"b: http://0.0.0.0:5000/#/experiments/4/{view.format('b')}",
+    ]
+
+
+def test_the_links_are_printed_once_the_server_answers(
+    fake_mlflow: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ui._print_links(fake_mlflow, "http://h:1", threading.Event())
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "  a: http://h:1/#/experiments/4/runs?viewStateShareKey=hpexp-a&workflowType=machine_learning",
+        "  b: http://h:1/#/experiments/4/runs?viewStateShareKey=hpexp-b&workflowType=machine_learning",
+    ]
+    stopped = threading.Event()
+    stopped.set()  # the server stopped first: nothing printed
+    ui._print_links(fake_mlflow, "http://h:1", stopped)
+    assert capsys.readouterr().out == ""

@@ -1,5 +1,7 @@
-"""The MLflow UI shows a study in a real browser: the experiment, the study's parent run with its
-trials nested under it, and the parent run's artifacts.
+"""The MLflow UI shows a study in a real browser: the link hpexp prints (the study's trials, best
+first, with the objective and the searched hyperparameters as columns), the experiment's page
+(a banner with the best trial and that link, the study's parent run with its trials nested under
+it), and the parent run's description, summary metrics and artifacts.
 
 Needs Debian's `chromium` and `chromedriver` (apt-get install chromium chromium-driver). Without
 them the test is skipped, unless HPEXP_REQUIRE_BROWSER=1 (as in CI), where it fails. Nothing is
@@ -195,18 +197,34 @@ def test_mlflow_ui_shows_the_study(
     import hpexp
 
     monkeypatch.chdir(tmp_path)
-    hpexp.run_study(STUDY, progress=False, verbose=False, wait_for_mlflow=True)
+    result = hpexp.run_study(STUDY, progress=False, verbose=False, wait_for_mlflow=True)
     client = mlflow.tracking.MlflowClient(TRACKING_URI)
     experiment = client.get_experiment_by_name("uitest")
     assert experiment is not None
     eid = experiment.experiment_id
     [parent] = client.search_runs([eid], "attributes.run_name = 'uitest'")
     parent_id = parent.info.run_id
+    trials = client.search_runs([eid], "tags.`hpexp.role` = 'trial'")
+    accuracy = {r.info.run_name: r.data.metrics["val_accuracy"] for r in trials}
+    best, worst = max(accuracy, key=accuracy.__getitem__), min(accuracy, key=accuracy.__getitem__)
 
     with mlflow_ui(TRACKING_URI, tmp_path / "mlflow-server.log") as url:
-        # The runs table: the experiment, and the study's parent run, trials folded under it.
+        # The link `hpexp run` prints: the trials, best first, objective and params as columns.
+        link = result.ui_url(port=int(url.rsplit(":", 1)[1]))
+        assert "viewStateShareKey=hpexp-uitest" in link
+        browser.get(link)
+        page = wait_for_text(  # the grid renders the columns in view only: the first few
+            browser, "uitest: trials, best first", "val_accuracy", "test_accuracy", *TRIALS
+        )
+        if accuracy[best] > accuracy[worst]:
+            assert page.index(best) < page.index(worst)
+        shot = tmp_path / "runs.png"
+        assert browser.save_screenshot(str(shot))
+
+        # The experiment's own page: the banner, and the study's parent run, trials folded under it.
+        browser.get("about:blank")
         browser.get(runs_url(url, eid))
-        wait_for_text(browser, "uitest", "Run Name")
+        wait_for_text(browser, "uitest: best trial", "trials, best first", "Run Name")
         row = WebDriverWait(browser, PAGE_WAIT_S).until(
             lambda d: d.find_element(By.CSS_SELECTOR, f"[role='row'][row-id='{parent_id}']")
         )
@@ -215,12 +233,10 @@ def test_mlflow_ui_shows_the_study(
         assert crumb.text == "uitest"  # the experiment, named after the study
         row.find_element(By.CSS_SELECTOR, "[col-id*='Run Name'] button").click()  # unfold
         wait_for_text(browser, *TRIALS)
-        shot = tmp_path / "runs.png"
-        assert browser.save_screenshot(str(shot))
 
-        # The parent run's page lists its children; its artifacts tab lists what the study wrote.
+        # The parent run's page: its description, children, summary; its artifacts tab.
         browser.get(f"{url}/#/experiments/{eid}/runs/{parent_id}?workflowType=machine_learning")
-        wait_for_text(browser, "Child runs", *TRIALS, "best_val_accuracy")
+        wait_for_text(browser, "Best: trial", "Child runs", *TRIALS, "study/best_val_accuracy")
         browser.get(
             f"{url}/#/experiments/{eid}/runs/{parent_id}/artifacts?workflowType=machine_learning"
         )
