@@ -29,6 +29,7 @@ from hpexp.nn.limits import check_model_size, describe, training_copies
 from hpexp.nn.losses import _safe_log
 from hpexp.nn.metrics import _scores
 from hpexp.nn.model import MLP, Cache
+from hpexp.nn.streams import train_stream
 from hpexp.nn.train import (
     History,
     TrainConfig,
@@ -191,7 +192,7 @@ class _Loop:
     ) -> None:
         self.models, self.c, self.callback, self.chain = models, configs[0], callback, chain
         self.net = models[0]
-        self.rngs = [np.random.default_rng(cf.seed) for cf in configs]  # as `train` draws from
+        self.rngs = [train_stream(cf.seed) for cf in configs]  # as `train` draws from
         self.rows = list(range(len(models)))  # the model index of each row of the stack
         self.epoch_rows = self.rows  # the rows when this epoch's sample orders were drawn
         self.P = {k: np.stack([m.parameters[k] for m in models]) for k in self.net.parameters}

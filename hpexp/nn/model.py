@@ -18,6 +18,7 @@ from hpexp.nn.activations import get_activation
 from hpexp.nn.checks import DTYPES
 from hpexp.nn.init import init_weights
 from hpexp.nn.losses import get_output
+from hpexp.nn.streams import init_stream, train_stream
 
 Array = np.ndarray
 
@@ -40,8 +41,8 @@ class MLP:
 
     `activation` is one name for every hidden layer or a list with one name per hidden layer;
     `output` is "sigmoid" (binary cross-entropy), "softmax" (categorical cross-entropy) or
-    "linear" (mean squared error); `init` is "he", "xavier" or "normal", drawn with
-    `seed`. `parameters` ({"W1": ..., "b1":
+    "linear" (mean squared error); `init` is "he", "xavier" or "normal", drawn from the
+    initialisation stream of `seed` (see `hpexp.nn.streams`). `parameters` ({"W1": ..., "b1":
     ..., ...}, shapes checked) replaces the initialization. The arguments are checked by
     `hpexp.nn.checks`; a network over the size limit (see `hpexp.nn.limits`) is refused before
     anything is allocated.
@@ -77,8 +78,8 @@ class MLP:
             self._parameters = self._initial_parameters()
 
     def _initial_parameters(self) -> dict[str, Array]:
-        """W[l] from the init scheme (drawn with the seed), b[l] = 0."""
-        rng, P = np.random.default_rng(self.seed), {}
+        """W[l] from the init scheme (on the seed's initialisation stream), b[l] = 0."""
+        rng, P = init_stream(self.seed), {}
         for l, (W_l, b_l) in enumerate(self._names, start=1):
             n, n_prev = self.layer_dims[l], self.layer_dims[l - 1]
             P[W_l] = init_weights(self.init, rng, n, n_prev).astype(self.dtype)
@@ -153,8 +154,8 @@ class MLP:
         self, X: Array, *, dropout: float = 0.0, rng: np.random.Generator | None = None
     ) -> tuple[Array, list[Cache]]:
         """AL (n_y, m) and one Cache per layer. `dropout` is the fraction of hidden units
-        dropped (inverted dropout; 0 at evaluation time), drawn from `rng` (by default one
-        seeded with the model's seed)."""
+        dropped (inverted dropout; 0 at evaluation time), drawn from `rng` (by default the
+        training stream of the model's seed)."""
         return self._forward(checks.check_X(self, X), dropout, rng)
 
     def _forward(
@@ -162,7 +163,7 @@ class MLP:
     ) -> tuple[Array, list[Cache]]:
         """`forward` on a checked X."""
         if dropout and rng is None:
-            rng = np.random.default_rng(self.seed)
+            rng = train_stream(self.seed)
         P, caches = self._parameters, []
         A = X
         for l, (W_l, b_l) in enumerate(self._names, start=1):

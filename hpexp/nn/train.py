@@ -22,6 +22,7 @@ from hpexp.nn.checks import check_data
 from hpexp.nn.limits import check_model_size, describe, training_copies
 from hpexp.nn.metrics import _evaluate
 from hpexp.nn.model import MLP
+from hpexp.nn.streams import train_stream
 
 Array = np.ndarray
 Callback = Callable[[int, dict[str, float]], bool | None]
@@ -45,7 +46,11 @@ class TrainConfig:
     dropout: float = 0.0  # fraction of hidden units dropped during training
     lr_decay: float = 0.0  # α = α0 / (1 + lr_decay · epoch)
     eval_every: int = 10  # evaluate (and call the callback) every this many iterations
-    seed: int = 0  # minibatch shuffling and dropout masks
+    seed: int = 0
+    """Seeds the training stream (`hpexp.nn.streams.train_stream`): child 1 of
+    `np.random.SeedSequence(seed).spawn(2)`, which draws every epoch's shuffle and every dropout
+    mask. `MLP(seed=...)` initialises from child 0, so one integer given to both (as a study
+    does) never draws the initial weights and the shuffles from the same stream."""
 
     def __post_init__(self) -> None:
         def need(ok: bool, name: str, rule: str) -> None:
@@ -179,7 +184,7 @@ def _loop(
     minibatch; every `eval_every` updates an evaluation (roll-back point, metrics, callback).
     A non-finite cost, or non-finite parameters at an evaluation, ends the run as diverged,
     and the roll-back after the loop handles both."""
-    rng = np.random.default_rng(c.seed)  # minibatch shuffles and dropout masks
+    rng = train_stream(c.seed)  # minibatch shuffles and dropout masks
     opt = optim.make(
         c.optimizer, model.parameters, beta=c.beta, beta1=c.beta1, beta2=c.beta2, epsilon=c.epsilon
     )
