@@ -158,6 +158,11 @@ def _check_dataset(ds: Dataset) -> None:
         raise DataError(f"{len(ds.feature_names)} feature names for {n_x} features")
     if ds.x_mean.shape != (n_x, 1) or ds.x_std.shape != (n_x, 1):
         raise DataError(f"x_mean and x_std must have shape ({n_x}, 1)")
+    _check_targets(ds, n_y)
+
+
+def _check_targets(ds: Dataset, n_y: int) -> None:
+    """Class names, target scaling and Y's rows must fit the task."""
     if ds.task == "regression":
         if ds.class_names:
             raise DataError("a regression dataset has no class names")

@@ -79,6 +79,25 @@ def load_file(path: str | os.PathLike[str], options: Mapping[str, object]) -> Da
 def _read_csv(
     file: Path, text: str, options: Mapping[str, object], task: str
 ) -> tuple[Source, dict[str, Any]]:
+    df = _csv_frame(file, text)
+    target = _target_column(df, options.get("target"), text)
+    features = _feature_columns(df, options.get("features"), target, text)
+    for column in [*features, target]:
+        _check_column_values(df[column], column, text)
+    src = Source(
+        X=df[features].to_numpy(dtype=np.float64),
+        y=df[target].to_numpy(),
+        where=text,
+        task=task,
+        feature_names=tuple(features),
+        target_name=target,
+        source=os.path.abspath(text),
+    )
+    return src, {"target": target}
+
+
+def _csv_frame(file: Path, text: str) -> pd.DataFrame:
+    """The CSV file as a DataFrame with text column names, at least two columns and a row."""
     import pandas as pd
 
     try:
@@ -92,37 +111,45 @@ def _read_csv(
     except OSError as exc:
         raise DataError(f"cannot read data file '{text}': {exc.strerror or exc}") from None
     df.columns = [str(c) for c in df.columns]
-    columns = list(df.columns)
-    if len(columns) < 2:
+    if len(df.columns) < 2:
         raise DataError(
-            f"data file '{text}' has {len(columns)} column; it needs at least one feature "
+            f"data file '{text}' has {len(df.columns)} column; it needs at least one feature "
             "column and a target column (is the separator a comma?)"
         )
     if len(df) == 0:
         raise DataError(f"data file '{text}' has a header but no data rows")
-    listed = ", ".join(columns)
+    return df
 
-    target = options.get("target")
+
+def _target_column(df: pd.DataFrame, target: object, text: str) -> str:
+    """The target option (default: the last column), checked to name a column."""
     if target is None:
-        target = columns[-1]
+        target = df.columns[-1]
     if not isinstance(target, str):
         raise DataError(f"option target for data file '{text}' must be a column name")
     if target not in df.columns:
         raise DataError(
-            f"target column '{target}' not found in {text}; columns are: {listed}; "
-            "set target to one of them"
+            f"target column '{target}' not found in {text}; columns are: "
+            f"{', '.join(df.columns)}; set target to one of them"
         )
+    return target
 
-    features = _feature_option(options.get("features"), text)
+
+def _feature_columns(df: pd.DataFrame, option: object, target: str, text: str) -> list[str]:
+    """The features option (default: every column but the target), checked to name numeric
+    columns other than the target."""
+    import pandas as pd
+
+    features = _feature_option(option, text)
     if features is None:
-        features = [c for c in columns if c != target]
+        features = [c for c in df.columns if c != target]
     for column in features:
         if column == target:
             raise DataError(f"column '{column}' in {text} is the target; leave it out of features")
         if column not in df.columns:
             raise DataError(
-                f"feature column '{column}' not found in {text}; columns are: {listed}; "
-                "fix the name in features"
+                f"feature column '{column}' not found in {text}; columns are: "
+                f"{', '.join(df.columns)}; fix the name in features"
             )
     numeric = [c for c in features if pd.api.types.is_numeric_dtype(df[c])]
     for column in features:
@@ -131,21 +158,7 @@ def _read_csv(
                 f"column '{column}' in {text} is not numeric; encode it or leave it out with "
                 f"features: [{', '.join(numeric)}]"
             )
-    for column in [*features, target]:
-        _check_column_values(df[column], column, text)
-
-    X = df[features].to_numpy(dtype=np.float64)
-    y = df[target].to_numpy()
-    src = Source(
-        X=X,
-        y=y,
-        where=text,
-        task=task,
-        feature_names=tuple(features),
-        target_name=target,
-        source=os.path.abspath(text),
-    )
-    return src, {"target": target}
+    return features
 
 
 def _feature_option(value: object, text: str) -> list[str] | None:
@@ -196,20 +209,33 @@ def _lines(mask: np.ndarray) -> str:
 
 
 def _read_npz(file: Path, text: str, task: str) -> Source:
+    arrays = _npz_arrays(file, text)
+    return Source(
+        X=arrays["X"],
+        y=arrays["y"],
+        where=text,
+        task=task,
+        feature_names=_npz_strings(arrays.get("feature_names"), "feature_names", text),
+        class_names=_npz_strings(arrays.get("class_names"), "class_names", text),
+        source=os.path.abspath(text),
+        X_test=arrays.get("X_test"),
+        y_test=arrays.get("y_test"),
+    )
+
+
+def _npz_arrays(file: Path, text: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz data file, by name: X and y, and only names of NPZ_ARRAYS."""
+    how = f"save it with np.savez('{text}', X=features, y=targets)"
     try:
         loaded = np.load(file, allow_pickle=False)
     except (ValueError, EOFError, zipfile.BadZipFile):
         raise DataError(
-            f"data file '{text}' is not an .npz archive (or it is damaged); save it with "
-            f"np.savez('{text}', X=features, y=targets)"
+            f"data file '{text}' is not an .npz archive (or it is damaged); {how}"
         ) from None
     except OSError as exc:
         raise DataError(f"cannot read data file '{text}': {exc.strerror or exc}") from None
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise DataError(
-            f"data file '{text}' is a single .npy array, not an .npz archive; save it with "
-            f"np.savez('{text}', X=features, y=targets)"
-        )
+        raise DataError(f"data file '{text}' is a single .npy array, not an .npz archive; {how}")
     with loaded as npz:
         names = list(npz.files)
         unexpected = [n for n in names if n not in NPZ_ARRAYS]
@@ -222,25 +248,13 @@ def _read_npz(file: Path, text: str, task: str) -> Source:
             if required not in names:
                 raise DataError(
                     f"data file '{text}' has no array '{required}' (found: "
-                    f"{', '.join(names) or 'none'}); save it with "
-                    f"np.savez('{text}', X=features, y=targets)"
+                    f"{', '.join(names) or 'none'}); {how}"
                 )
         if ("X_test" in names) != ("y_test" in names):
             raise DataError(
                 f"data file '{text}' needs both X_test and y_test for a fixed test split"
             )
-        arrays = {name: _npz_array(npz, name, text) for name in names}
-    return Source(
-        X=arrays["X"],
-        y=arrays["y"],
-        where=text,
-        task=task,
-        feature_names=_npz_strings(arrays.get("feature_names"), "feature_names", text),
-        class_names=_npz_strings(arrays.get("class_names"), "class_names", text),
-        source=os.path.abspath(text),
-        X_test=arrays.get("X_test"),
-        y_test=arrays.get("y_test"),
-    )
+        return {name: _npz_array(npz, name, text) for name in names}
 
 
 def _npz_array(npz: Any, name: str, text: str) -> np.ndarray:

@@ -1,6 +1,8 @@
 """From row-per-sample arrays to a `Dataset`: task, labels, seeded splits, standardization.
 
-This is the one place where data change layout: rows (m, n) come in, columns (n, m) go out.
+A dataset changes layout here, once: rows (m, n) come in, columns (n, m) go out (`_columns`).
+The other boundaries of the core transpose on their own: `hpexp.predict` (new samples in,
+predictions out) and `hpexp.study.input_example` (raw rows for MLflow).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -70,17 +72,12 @@ def from_arrays(
     integer class indices into it (or the names themselves). The test split is `test_fraction`
     (default 0.2) of the samples, or the fixed `X_test`, `y_test` if given.
     """
-    fixed_test = X_test is not None or y_test is not None
     where = f"dataset '{name}'"
-    if fixed_test and test_fraction not in (None, 0, 0.0):
-        raise DataError(
-            f"{where}: give either test_fraction or a fixed test split (X_test, y_test), not both"
-        )
-    if test_fraction is None:
-        test_fraction = 0.0 if fixed_test else SPLIT_DEFAULTS["test_fraction"]
     options = {
         "val_fraction": val_fraction,
-        "test_fraction": test_fraction,
+        "test_fraction": _test_fraction(
+            test_fraction, X_test is not None or y_test is not None, where
+        ),
         "seed": seed,
         "standardize": standardize,
     }
@@ -100,52 +97,39 @@ def from_arrays(
     return build_dataset(src, split, name=name, options=options)
 
 
+def _test_fraction(test_fraction: float | None, fixed_test: bool, where: str) -> float:
+    """`test_fraction`, by default 0 with a fixed test split and SPLIT_DEFAULTS' otherwise."""
+    if fixed_test and test_fraction not in (None, 0, 0.0):
+        raise DataError(
+            f"{where}: give either test_fraction or a fixed test split (X_test, y_test), not both"
+        )
+    if test_fraction is None:
+        return 0.0 if fixed_test else SPLIT_DEFAULTS["test_fraction"]
+    return test_fraction
+
+
 def build_dataset(
     src: Source, split: SplitOptions, *, name: str, options: Mapping[str, Any]
 ) -> Dataset:
     """Check `src`, split it with `split` and return the standardized column-layout `Dataset`."""
-    where, target = src.where, src.target_name
-    X = _features(src.X, "X", where)
+    X = _features(src.X, "X", src.where)
     m, n_x = X.shape
-    feature_names = _feature_names(src.feature_names, n_x, where)
-    y = _target_array(src.y, m, "y", where)
+    feature_names = _feature_names(src.feature_names, n_x, src.where)
+    y = _target_array(src.y, m, "y", src.where)
     fixed = _fixed_test(src, n_x)
-
-    # targets as rows T (m, n_y): 0/1 or one-hot for classification, numbers for regression
-    task = _resolve_task(src.task, y, src.class_names, where, target)
-    codes: npt.NDArray[np.intp] | None = None
-    class_names: tuple[str, ...] = ()
-    if task == "regression":
-        T = _regression_targets(y, where, target)
-        T_fixed = None if fixed is None else _regression_targets(fixed[1], where, target)
-        if T_fixed is not None and T_fixed.shape[1] != T.shape[1]:
-            raise DataError(
-                f"y_test in {where} has {T_fixed.shape[1]} targets but y has {T.shape[1]}"
-            )
-    else:
-        codes, class_names = _encode_labels(y, src.class_names, task, where, target)
-        T = _one_hot_rows(codes, len(class_names), task)
-        T_fixed = None
-        if fixed is not None:
-            given = src.class_names is not None
-            codes_fixed = _encode_with(fixed[1], class_names, given, where)
-            T_fixed = _one_hot_rows(codes_fixed, len(class_names), task)
-
-    n_val, n_test = _split_sizes(m, len(class_names), split, fixed is not None, where)
-    if codes is not None:
-        _check_class_counts(codes, class_names, n_val, n_test, where, target)
-    train, val, test = _split_indices(m, codes, n_val, n_test, split.seed, where)
+    t = _targets(src, y, None if fixed is None else fixed[1])
+    train, val, test = _splits(m, t, split, fixed is not None, src)
     X_parts = [X[train], X[val], X[test] if fixed is None else fixed[0]]
-    T_parts = [T[train], T[val], T[test] if T_fixed is None else T_fixed]
+    T_parts = [t.rows[train], t.rows[val], t.rows[test] if t.fixed is None else t.fixed]
 
+    regression = t.task == "regression"
     x_mean, x_std = _scaler(X_parts[0]) if split.standardize else _identity_scaler(n_x)
-    t_mean, t_std = _scaler(T_parts[0]) if task == "regression" else _identity_scaler(T.shape[1])
+    t_mean, t_std = _scaler(T_parts[0]) if regression else _identity_scaler(t.rows.shape[1])
     X_train, X_val, X_test = (_columns(rows, x_mean, x_std) for rows in X_parts)
     Y_train, Y_val, Y_test = (_columns(rows, t_mean, t_std) for rows in T_parts)
-    regression = task == "regression"
     return Dataset(
         name=name,
-        task=task,
+        task=t.task,
         X_train=X_train,
         Y_train=Y_train,
         X_val=X_val,
@@ -155,13 +139,53 @@ def build_dataset(
         x_mean=x_mean,
         x_std=x_std,
         feature_names=feature_names,
-        class_names=class_names,
-        target_name=target,
+        class_names=t.class_names,
+        target_name=src.target_name,
         target_mean=t_mean if regression else None,
         target_std=t_std if regression else None,
         source=src.source,
         options=dict(options),
     )
+
+
+class _Targets(NamedTuple):
+    task: str
+    rows: Array  # (m, n_y): 0/1 or one-hot for classification, numbers for regression
+    fixed: Array | None  # the same for the fixed test split, if there is one
+    codes: npt.NDArray[np.intp] | None  # class indices (m,); None for regression
+    class_names: tuple[str, ...]  # () for regression
+
+
+def _targets(src: Source, y: np.ndarray, y_fixed: np.ndarray | None) -> _Targets:
+    """The task, and the targets of the data and of its fixed test split as rows."""
+    where, target = src.where, src.target_name
+    task = _resolve_task(src.task, y, src.class_names, where, target)
+    if task == "regression":
+        T = _regression_targets(y, where, target)
+        T_fixed = None if y_fixed is None else _regression_targets(y_fixed, where, target)
+        if T_fixed is not None and T_fixed.shape[1] != T.shape[1]:
+            raise DataError(
+                f"y_test in {where} has {T_fixed.shape[1]} targets but y has {T.shape[1]}"
+            )
+        return _Targets(task, T, T_fixed, None, ())
+    codes, class_names = _encode_labels(y, src.class_names, task, where, target)
+    T = _one_hot_rows(codes, len(class_names), task)
+    T_fixed = None
+    if y_fixed is not None:
+        given = src.class_names is not None
+        codes_fixed = _encode_with(y_fixed, class_names, given, where)
+        T_fixed = _one_hot_rows(codes_fixed, len(class_names), task)
+    return _Targets(task, T, T_fixed, codes, class_names)
+
+
+def _splits(
+    m: int, t: _Targets, split: SplitOptions, fixed_test: bool, src: Source
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Train / val / test row indices, once the splits (and every class) are large enough."""
+    n_val, n_test = _split_sizes(m, len(t.class_names), split, fixed_test, src.where)
+    if t.codes is not None:
+        _check_class_counts(t.codes, t.class_names, n_val, n_test, src.where, src.target_name)
+    return _split_indices(m, t.codes, n_val, n_test, split.seed, src.where)
 
 
 def infer_task(y: npt.ArrayLike, max_classes: int = MAX_AUTO_CLASSES) -> str:
@@ -487,7 +511,7 @@ def _identity_scaler(n: int) -> tuple[Array, Array]:
 
 
 def _columns(rows: Array, mean: Array, std: Array) -> Array:
-    """Rows (m, n) to the standardized, read-only column layout (n, m): the one transpose."""
+    """Rows (m, n) to the standardized, read-only column layout (n, m)."""
     return _readonly((rows.T - mean) / std)
 
 

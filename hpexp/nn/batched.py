@@ -14,19 +14,31 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from itertools import islice
 
 import numpy as np
 
 from hpexp.errors import ConfigError
 from hpexp.nn import optim
 from hpexp.nn._memory import keep_freed_memory
+from hpexp.nn.checks import check_data
 from hpexp.nn.limits import check_model_size, describe, training_copies
 from hpexp.nn.losses import _safe_log
 from hpexp.nn.metrics import _scores
 from hpexp.nn.model import MLP, Cache
-from hpexp.nn.train import _FIRST_COSTS, History, TrainConfig
+from hpexp.nn.streams import train_stream
+from hpexp.nn.train import (
+    History,
+    TrainConfig,
+    _ended,
+    _record,
+    _snapshot,
+    learning_rate,
+    minibatches,
+)
 
 Array = np.ndarray
 Params = dict[str, Array]  # {"W1": (S, n1, n0), "b1": (S, n1, 1), ...}
@@ -108,12 +120,7 @@ def backward(net: MLP, AL: Array, Y: Array, caches: list[Cache], l2: float = 0.0
     ones = np.ones((m, 1), dtype=AL.dtype)
     dZ = AL - Y  # dZ[L]
     for l in range(net.L, 0, -1):
-        A_prev, W, _, Z, A, mask = caches[l - 1]
-        if l < net.L:
-            dA = grads[f"dA{l}"]
-            if mask is not None:
-                dA = dA * mask
-            dZ = dA * net._sigma[l - 1].derivative(Z, A)  # dZ = dA ∗ σ'(Z)
+        A_prev, W, _, _, _, _ = caches[l - 1]
         dW = dZ @ _T(A_prev)  # dW = 1/m dZ A_prevᵀ
         dW *= 1.0 / m
         if l2:
@@ -123,7 +130,9 @@ def backward(net: MLP, AL: Array, Y: Array, caches: list[Cache], l2: float = 0.0
         db *= 1.0 / m
         grads[f"db{l}"] = db
         if l > 1:
-            grads[f"dA{l - 1}"] = _T(W) @ dZ  # dA_prev = Wᵀ dZ
+            dA_prev = _T(W) @ dZ  # dA_prev = Wᵀ dZ
+            grads[f"dA{l - 1}"] = dA_prev
+            dZ = net._hidden_dZ(l - 1, dA_prev, caches[l - 2])  # dZ = dA ∗ σ'(Z), a layer down
     return grads
 
 
@@ -160,15 +169,7 @@ def train_batched(
     """
     _check(models, configs)
     net, c = models[0], configs[0]
-    X = net.check_X(X, "X")
-    Y = net.check_Y(Y, X.shape[1], "Y")
-    if (X_val is None) != (Y_val is None):
-        raise ConfigError("give both X_val and Y_val, or neither")
-    if X_val is not None and Y_val is not None:
-        X_val = net.check_X(X_val, "X_val")
-        Y_val = net.check_Y(Y_val, X_val.shape[1], "Y_val")
-        if X_val.shape[1] == 0:
-            X_val = Y_val = None
+    X, Y, X_val, Y_val = check_data(net, X, Y, X_val, Y_val)
     check_model_size(
         net.n_params * len(models),
         net.dtype,
@@ -191,56 +192,53 @@ class _Loop:
     ) -> None:
         self.models, self.c, self.callback, self.chain = models, configs[0], callback, chain
         self.net = models[0]
-        self.rngs = [np.random.default_rng(cf.seed) for cf in configs]
+        self.rngs = [train_stream(cf.seed) for cf in configs]  # as `train` draws from
         self.rows = list(range(len(models)))  # the model index of each row of the stack
+        self.epoch_rows = self.rows  # the rows when this epoch's sample orders were drawn
         self.P = {k: np.stack([m.parameters[k] for m in models]) for k in self.net.parameters}
         c = self.c
         self.opt = optim.make(
             c.optimizer, self.P, beta=c.beta, beta1=c.beta1, beta2=c.beta2, epsilon=c.epsilon
         )
-        self.snapshot = {k: p.copy() for k, p in self.P.items()}
+        self.snapshot = _snapshot(self.P)
         self.histories = [History(costs=np.empty(0)) for _ in models]
-        self.costs = np.empty((len(models), min(c.iterations + 1, _FIRST_COSTS)))
+        self.costs = [array("d") for _ in models]  # J of every update, per seed
         self.t = 0
         self.start = time.perf_counter()
 
     def run(self, X: Array, Y: Array, X_val: Array | None, Y_val: Array | None) -> list[History]:
-        c, m = self.c, X.shape[1]
-        B = m if c.batch_size is None else min(c.batch_size, m)
-        batches_per_epoch = math.ceil(m / B)
-        # Samples as rows for shuffling, as in `train`: each seed's shuffled copy (S, m, n)
-        # is viewed back as (S, n, m).
-        rows_X, rows_Y = (np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)) if m > B else (X, Y)
-        self.Xs, self.Ys = X, Y  # shared by all seeds while there is no shuffle
-        while self.t < c.iterations and self.rows:
-            # -- one epoch: each seed shuffles with its own stream -----------------------------
-            if m > B:
-                perms = np.stack([self.rngs[i].permutation(m) for i in self.rows])
-                self.Xs, self.Ys = _T(rows_X[perms]), _T(rows_Y[perms])
-            for j in range(batches_per_epoch):
-                if self.t >= c.iterations or not self.rows:
-                    break
-                Xb, Yb = self.Xs[..., j * B : (j + 1) * B], self.Ys[..., j * B : (j + 1) * B]
-                lr = c.learning_rate / (1.0 + c.lr_decay * (self.t // batches_per_epoch))
-                self.step(Xb, Yb, lr)
-                if self.rows and (self.t % c.eval_every == 0 or self.t == c.iterations):
-                    self.evaluate(X_val, Y_val)
+        c = self.c
+        for epoch, Xb, Yb in islice(minibatches(X, Y, c.batch_size, self.orders), c.iterations):
+            self.step(self.current(Xb), self.current(Yb), learning_rate(c, epoch))
+            if self.rows and (self.t % c.eval_every == 0 or self.t == c.iterations):
+                self.evaluate(X_val, Y_val)
+            if not self.rows:
+                break
         for i in list(self.rows):
             self.finish(i, "completed")
         return self.histories
 
+    def orders(self, m: int) -> Array:
+        """An epoch's sample order (S, m) of the seeds still training, each from its stream."""
+        self.epoch_rows = list(self.rows)
+        return np.stack([self.rngs[i].permutation(m) for i in self.rows])
+
+    def current(self, A: Array) -> Array:
+        """A minibatch stack without the seeds that stopped since its epoch began; a matrix
+        shared by all seeds (the full batch) is kept whole."""
+        if A.ndim == 2 or len(self.epoch_rows) == len(self.rows):
+            return A
+        return A[[self.epoch_rows.index(i) for i in self.rows]]
+
     def step(self, Xb: Array, Yb: Array, lr: float) -> None:
         """One update of every seed: forward, cost (a non-finite one freezes its seed),
         backward, update."""
-        c, t = self.c, self.t
+        c = self.c
         # forward
         AL, caches = forward(self.net, self.P, Xb, c.dropout, [self.rngs[i] for i in self.rows])
         J = costs(self.net, self.P, AL, Yb, c.l2)
-        if t == self.costs.shape[1]:
-            grown = np.empty((self.costs.shape[0], min(2 * t, c.iterations + 1)))
-            grown[:, :t] = self.costs
-            self.costs = grown
-        self.costs[self.rows, t] = J
+        for i, cost in zip(self.rows, J.tolist(), strict=True):
+            self.costs[i].append(cost)
         bad = ~np.isfinite(J)
         if bad.any():
             kept = self.stop_rows(bad, "diverged")
@@ -260,27 +258,20 @@ class _Loop:
         for p in self.P.values():
             finite &= np.isfinite(p).all(axis=(1, 2))
         if not finite.all():
-            # an update overflowed: the cost of the overflowed parameters is NaN
-            if self.t == self.costs.shape[1]:
-                self.costs = np.hstack([self.costs, np.empty((self.costs.shape[0], 1))])
-            self.costs[[i for i, ok in zip(self.rows, finite, strict=True) if not ok], self.t] = (
-                np.nan
-            )
+            for i in np.array(self.rows)[~finite]:  # an update overflowed: NaN is its cost
+                self.costs[i].append(math.nan)
             self.stop_rows(~finite, "diverged")
             if not self.rows:
                 return
-        self.snapshot = {k: p.copy() for k, p in self.P.items()}
+        self.snapshot = _snapshot(self.P)
         AL = None if X_val is None else forward(self.net, self.P, X_val)[0]
         stop = np.zeros(len(self.rows), dtype=bool)
         for r, i in enumerate(self.rows):
-            metrics = {"cost": float(self.costs[i, self.t - 1])}
+            metrics = {"cost": self.costs[i][-1]}
             if AL is not None and Y_val is not None:
                 scores = _scores(self.net.output, AL[r], Y_val)
                 metrics |= {f"val_{k}": v for k, v in scores.items()}
-            h = self.histories[i]
-            h.eval_steps.append(self.t)
-            for name, value in metrics.items():
-                h.metrics.setdefault(name, []).append(value)
+            _record(self.histories[i], self.t, metrics)
             if self.callback is not None and self.callback(i, self.t, metrics):
                 stop[r] = True
                 if self.chain:
@@ -303,7 +294,6 @@ class _Loop:
         for name in ("v", "s"):  # the optimizer's state, one row per seed like the parameters
             if hasattr(self.opt, name):
                 setattr(self.opt, name, {k: a[kept] for k, a in getattr(self.opt, name).items()})
-        self.Xs, self.Ys = _take(self.Xs, kept), _take(self.Ys, kept)
         return kept
 
     def finish(self, i: int, reason: str, row: int | None = None) -> None:
@@ -312,8 +302,8 @@ class _Loop:
         r = self.rows.index(i) if row is None else row
         source = self.snapshot if reason == "diverged" else self.P
         self.models[i].parameters = {k: p[r].copy() for k, p in source.items()}
-        h = self.histories[i]
-        h.stop_reason, h.iterations_run = reason, self.t
-        n = self.t + (reason == "diverged")
-        h.costs = self.costs[i, :n].copy()
-        h.seconds = time.perf_counter() - self.start
+        # the costs of its updates (and the non-finite one it diverged on); a seed stopped in
+        # a step where another diverged drops that step's cost: it made no update
+        del self.costs[i][self.t + (reason == "diverged") :]
+        self.histories[i].stop_reason = reason
+        _ended(self.histories[i], self.t, self.costs[i], self.start)

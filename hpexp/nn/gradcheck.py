@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpexp.nn.checks import check_X, check_Y
 from hpexp.nn.model import MLP
 
 __all__ = ["gradient_check"]
@@ -17,8 +18,8 @@ def gradient_check(
 
     X (n_x, m), Y (n_y, m). Use float64 and no dropout; values below ~1e-7 mean correct.
     """
-    X = model.check_X(X)
-    Y = model.check_Y(Y, X.shape[1])
+    X = check_X(model, X)
+    Y = check_Y(model, Y, X.shape[1])
     AL, caches = model._forward(X)
     grads = model.backward(AL, Y, caches, l2=l2)
     analytic, numeric = [], []

@@ -224,7 +224,20 @@ def _check_document(doc: Any, meta: Path) -> tuple[dict[str, Any], dict[str, Any
     if not isinstance(model, dict):
         raise fail("model", f"must be an object with the keys {', '.join(MODEL_KEYS)}")
     _exact_keys(model, MODEL_KEYS, "model", fail)
+    _check_architecture(model, meta, fail)
 
+    metadata = doc["metadata"]
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise fail("metadata", f"must be an object (or null), got {_kind(metadata)}")
+    dims = model["layer_dims"]
+    _check_metadata(metadata, dims[0], dims[-1], model["output"], fail)
+    return dict(model), metadata
+
+
+def _check_architecture(model: dict[str, Any], meta: Path, fail: Callable[..., DataError]) -> None:
+    """The values of the "model" object: what MLP accepts, within the size limit."""
     dims = model["layer_dims"]
     if (
         not isinstance(dims, list)
@@ -261,14 +274,6 @@ def _check_document(doc: Any, meta: Path) -> tuple[dict[str, Any], dict[str, Any
             )
     if not (is_integer(model["seed"]) and model["seed"] >= 0):
         raise fail("model.seed", f"must be an integer >= 0, got {_show(model['seed'])}")
-
-    metadata = doc["metadata"]
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        raise fail("metadata", f"must be an object (or null), got {_kind(metadata)}")
-    _check_metadata(metadata, dims[0], dims[-1], model["output"], fail)
-    return dict(model), metadata
 
 
 def _exact_keys(
@@ -357,6 +362,25 @@ def _read_arrays(
     """The arrays of `npz`, exactly the keys and shapes of `shapes`, as finite `dtype` arrays.
 
     Names, dtypes and shapes come from the headers first; the data is read only when all fit."""
+    _check_npz_size(npz, shapes)
+    try:
+        archive = zipfile.ZipFile(npz)
+    except (zipfile.BadZipFile, *_UNREADABLE) as e:
+        raise _unreadable(npz, e) from None
+    with archive:
+        expected = {f"{key}.npy": key for key in shapes}
+        _check_members(npz, [info.filename for info in archive.infolist()], expected)
+        stored = {
+            key: _check_header(npz, archive, name, shapes[key]) for name, key in expected.items()
+        }
+        return {
+            key: _read_array(npz, archive, name, dtype, stored[key])
+            for name, key in expected.items()
+        }
+
+
+def _check_npz_size(npz: Path, shapes: dict[str, tuple[int, int]]) -> None:
+    """A file larger than the architecture's parameters can take holds something else."""
     n_params = sum(a * b for a, b in shapes.values())
     most = n_params * 8 + len(shapes) * _NPY_OVERHEAD + 2**16
     size = npz.stat().st_size
@@ -366,75 +390,82 @@ def _read_arrays(
             f"architecture can take; it holds something else; {_FIX}"
         )
 
-    def unreadable(e: BaseException, what: str = "") -> DataError:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return DataError(f"model file '{npz}'{what} is not a readable .npz file ({reason}); {_FIX}")
 
+def _unreadable(npz: Path, e: BaseException, what: str = "") -> DataError:
+    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return DataError(f"model file '{npz}'{what} is not a readable .npz file ({reason}); {_FIX}")
+
+
+def _check_members(npz: Path, members: list[str], expected: dict[str, str]) -> None:
+    """The archive holds each expected array once and nothing else."""
+    if len(set(members)) != len(members):
+        raise DataError(f"model file '{npz}' holds an array twice; {_FIX}")
+    unknown = [m for m in members if m not in expected]
+    if unknown:
+        raise DataError(
+            f"model file '{npz}' holds an unknown array '{unknown[0]}'; a model with "
+            f"layer_dims of {len(expected) // 2 + 1} layers holds exactly "
+            f"{', '.join(expected.values())}; {_FIX}"
+        )
+    missing = [key for name, key in expected.items() if name not in members]
+    if missing:
+        raise DataError(
+            f"model file '{npz}' is missing the array(s) {', '.join(missing)} that its "
+            f"architecture needs; {_FIX}"
+        )
+
+
+def _check_header(
+    npz: Path, archive: zipfile.ZipFile, name: str, shape: tuple[int, int]
+) -> np.dtype:
+    """The stored dtype of array `name`, after its header (dtype, shape, data size) is checked
+    against the architecture's `shape`; nothing but the header is read."""
+    key = name.removesuffix(".npy")
     try:
-        archive = zipfile.ZipFile(npz)
+        with archive.open(name) as f:
+            found, stored = _header(f)
+            header_bytes = f.tell()
     except (zipfile.BadZipFile, *_UNREADABLE) as e:
-        raise unreadable(e) from None
-    with archive:
-        members = [info.filename for info in archive.infolist()]
-        if len(set(members)) != len(members):
-            raise DataError(f"model file '{npz}' holds an array twice; {_FIX}")
-        expected = {f"{key}.npy": key for key in shapes}
-        unknown = [m for m in members if m not in expected]
-        if unknown:
-            raise DataError(
-                f"model file '{npz}' holds an unknown array '{unknown[0]}'; a model with "
-                f"layer_dims of {len(shapes) // 2 + 1} layers holds exactly "
-                f"{', '.join(shapes)}; {_FIX}"
-            )
-        missing = [key for name, key in expected.items() if name not in members]
-        if missing:
-            raise DataError(
-                f"model file '{npz}' is missing the array(s) {', '.join(missing)} that its "
-                f"architecture needs; {_FIX}"
-            )
-        stored_dtypes = {}
-        for name, key in expected.items():
-            try:
-                with archive.open(name) as f:
-                    shape, stored = _header(f)
-                    header_bytes = f.tell()
-            except (zipfile.BadZipFile, *_UNREADABLE) as e:
-                raise unreadable(e, f" (array {key})") from None
-            if stored.hasobject or stored.kind not in "fiu" or stored.itemsize > 8:
-                raise DataError(
-                    f"model file '{npz}': array {key} holds non-numeric values (dtype "
-                    f"{stored}); parameters must be real numbers; {_FIX}"
-                )
-            if shape != shapes[key]:
-                raise DataError(
-                    f"model file '{npz}': array {key} has shape {shape} but the architecture "
-                    f"in the .json needs {shapes[key]}; {_FIX}"
-                )
-            data_bytes = archive.getinfo(name).file_size - header_bytes
-            if data_bytes != math.prod(shape) * stored.itemsize:
-                raise DataError(
-                    f"model file '{npz}': array {key} holds {data_bytes:,} bytes of data but its "
-                    f"header says {shape} of {stored} ({math.prod(shape) * stored.itemsize:,} "
-                    f"bytes); the file is damaged; {_FIX}"
-                )
-            stored_dtypes[key] = stored
-        params = {}
-        for name, key in expected.items():
-            try:
-                with archive.open(name) as f:
-                    array = np.lib.format.read_array(f, allow_pickle=False)
-            except (zipfile.BadZipFile, *_UNREADABLE) as e:
-                raise unreadable(e, f" (array {key})") from None
-            array = np.ascontiguousarray(array, dtype=dtype)
-            if not np.isfinite(array).all():
-                bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-                cast = "" if stored_dtypes[key] == dtype else f" (as {dtype})"
-                raise DataError(
-                    f"model file '{npz}': array {key} holds {bad} NaN or infinite value(s)"
-                    f"{cast}; a model with them predicts nothing useful; {_FIX}"
-                )
-            params[key] = array
-    return params
+        raise _unreadable(npz, e, f" (array {key})") from None
+    if stored.hasobject or stored.kind not in "fiu" or stored.itemsize > 8:
+        raise DataError(
+            f"model file '{npz}': array {key} holds non-numeric values (dtype "
+            f"{stored}); parameters must be real numbers; {_FIX}"
+        )
+    if found != shape:
+        raise DataError(
+            f"model file '{npz}': array {key} has shape {found} but the architecture "
+            f"in the .json needs {shape}; {_FIX}"
+        )
+    data_bytes = archive.getinfo(name).file_size - header_bytes
+    if data_bytes != math.prod(found) * stored.itemsize:
+        raise DataError(
+            f"model file '{npz}': array {key} holds {data_bytes:,} bytes of data but its "
+            f"header says {found} of {stored} ({math.prod(found) * stored.itemsize:,} "
+            f"bytes); the file is damaged; {_FIX}"
+        )
+    return stored
+
+
+def _read_array(
+    npz: Path, archive: zipfile.ZipFile, name: str, dtype: np.dtype, stored: np.dtype
+) -> np.ndarray:
+    """Array `name` (header already checked) as a finite, contiguous `dtype` array."""
+    key = name.removesuffix(".npy")
+    try:
+        with archive.open(name) as f:
+            array = np.lib.format.read_array(f, allow_pickle=False)
+    except (zipfile.BadZipFile, *_UNREADABLE) as e:
+        raise _unreadable(npz, e, f" (array {key})") from None
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(array).all():
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        cast = "" if stored == dtype else f" (as {dtype})"
+        raise DataError(
+            f"model file '{npz}': array {key} holds {bad} NaN or infinite value(s)"
+            f"{cast}; a model with them predicts nothing useful; {_FIX}"
+        )
+    return array
 
 
 def _header(f: Any) -> tuple[tuple[int, ...], np.dtype]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hpexp.nn.checks import check_X, check_Y
 from hpexp.nn.losses import OUTPUTS, get_output
 from hpexp.nn.model import MLP
 
@@ -57,12 +58,12 @@ def evaluate(model: MLP, X: Array, Y: Array) -> dict[str, float]:
     (mse averages over samples and outputs; r2 is 1 − SS_res / SS_tot over all outputs).
     Raises ConfigError for X or Y that do not fit the model.
     """
-    X = model.check_X(X)
-    return _evaluate(model, X, model.check_Y(Y, X.shape[1]))
+    X = check_X(model, X)
+    return _evaluate(model, X, check_Y(model, Y, X.shape[1]))
 
 
 def _evaluate(model: MLP, X: Array, Y: Array) -> dict[str, float]:
-    """`evaluate` for X and Y already checked by `model.check_X` / `model.check_Y`."""
+    """`evaluate` for X and Y already checked (`hpexp.nn.checks`)."""
     return _scores(model.output, model._forward(X)[0], Y)
 
 

@@ -13,16 +13,16 @@ from typing import NamedTuple
 import numpy as np
 
 from hpexp.errors import ConfigError
+from hpexp.nn import checks
 from hpexp.nn.activations import get_activation
-from hpexp.nn.init import INITS, init_weights
-from hpexp.nn.limits import check_model_size, count_parameters, describe
+from hpexp.nn.checks import DTYPES
+from hpexp.nn.init import init_weights
 from hpexp.nn.losses import get_output
+from hpexp.nn.streams import init_stream, train_stream
 
 Array = np.ndarray
 
-__all__ = ["MLP", "Cache"]
-
-DTYPES = ("float32", "float64")
+__all__ = ["DTYPES", "MLP", "Cache"]
 
 
 class Cache(NamedTuple):
@@ -41,9 +41,11 @@ class MLP:
 
     `activation` is one name for every hidden layer or a list with one name per hidden layer;
     `output` is "sigmoid" (binary cross-entropy), "softmax" (categorical cross-entropy) or
-    "linear" (mean squared error); `init` is "he", "xavier" or "normal". `parameters`
-    ({"W1": ..., "b1": ..., ...}, shapes checked) replaces the initialization. A network over
-    the size limit (see `hpexp.nn.limits`) is refused before anything is allocated.
+    "linear" (mean squared error); `init` is "he", "xavier" or "normal", drawn from the
+    initialisation stream of `seed` (see `hpexp.nn.streams`). `parameters` ({"W1": ..., "b1":
+    ..., ...}, shapes checked) replaces the initialization. The arguments are checked by
+    `hpexp.nn.checks`; a network over the size limit (see `hpexp.nn.limits`) is refused before
+    anything is allocated.
     """
 
     def __init__(
@@ -57,48 +59,32 @@ class MLP:
         *,
         parameters: Mapping[str, Array] | None = None,
     ) -> None:
-        dims = list(layer_dims) if isinstance(layer_dims, (Sequence, np.ndarray)) else []
-        if len(dims) < 2 or not all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in dims
-        ):
-            raise ConfigError(
-                f"layer_dims must list at least two positive integers [n_x, ..., n_y], "
-                f"got {layer_dims!r}"
-            )
-        names = [activation] * (len(dims) - 2) if isinstance(activation, str) else list(activation)
-        if len(names) != len(dims) - 2:
-            raise ConfigError(
-                f"activation lists {len(names)} names but layer_dims has {len(dims) - 2} hidden "
-                "layers; give one name, or one per hidden layer"
-            )
-        if str(dtype) not in DTYPES:
-            raise ConfigError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
-        if not isinstance(init, str) or init not in INITS:
-            raise ConfigError(f"unknown init {init!r}; choose one of: {', '.join(sorted(INITS))}")
-        check_model_size(count_parameters(dims), str(dtype), what=describe(dims))
-        self.layer_dims = tuple(int(n) for n in dims)
-        self.activations = tuple(get_activation(n).name for n in names)
-        self.output = get_output(output).name
-        self.init = init
-        self.seed = int(seed)
-        self.dtype = np.dtype(str(dtype))
+        arch = checks.check_architecture(layer_dims, activation, output, init, seed, dtype)
+        self.layer_dims = arch.layer_dims
+        self.activations = arch.activations
+        self.output = arch.output
+        self.init = arch.init
+        self.seed = arch.seed
+        self.dtype = arch.dtype
         self.metadata: dict = {}  # free-form, JSON-serializable; saved with the model
         self._sigma = [get_activation(n) for n in self.activations]
         self._out = get_output(self.output)
         # Dictionary keys per layer l = 1..L: ("Wl", "bl") and ("dWl", "dbl", "dA{l-1}").
         self._names = [(f"W{l}", f"b{l}") for l in range(1, self.L + 1)]
         self._grad_names = [(f"dW{l}", f"db{l}", f"dA{l - 1}") for l in range(1, self.L + 1)]
-        self._parameters: dict[str, Array] = {}
         if parameters is not None:
             self.parameters = dict(parameters)
-            return
-        rng = np.random.default_rng(self.seed)
-        for l in range(1, self.L + 1):
+        else:
+            self._parameters = self._initial_parameters()
+
+    def _initial_parameters(self) -> dict[str, Array]:
+        """W[l] from the init scheme (on the seed's initialisation stream), b[l] = 0."""
+        rng, P = init_stream(self.seed), {}
+        for l, (W_l, b_l) in enumerate(self._names, start=1):
             n, n_prev = self.layer_dims[l], self.layer_dims[l - 1]
-            self._parameters[f"W{l}"] = init_weights(init, rng, n, n_prev).astype(self.dtype)
-            self._parameters[f"b{l}"] = np.zeros((n, 1), dtype=self.dtype)
+            P[W_l] = init_weights(self.init, rng, n, n_prev).astype(self.dtype)
+            P[b_l] = np.zeros((n, 1), dtype=self.dtype)
+        return P
 
     # -- parameters ------------------------------------------------------------------------
 
@@ -114,18 +100,7 @@ class MLP:
 
     @parameters.setter
     def parameters(self, new: dict[str, Array]) -> None:
-        expected = self.shapes()
-        if set(new) != set(expected):
-            raise ConfigError(
-                f"parameters must have exactly the keys {sorted(expected)}, got {sorted(new)}"
-            )
-        converted = {}
-        for key, shape in expected.items():
-            value = np.asarray(new[key], dtype=self.dtype)
-            if value.shape != shape:
-                raise ConfigError(f"parameter {key} must have shape {shape}, got {value.shape}")
-            converted[key] = np.ascontiguousarray(value)
-        self._parameters = converted
+        self._parameters = checks.check_parameters(new, self.shapes(), self.dtype)
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         """{"W1": (n1, n0), "b1": (n1, 1), ...}: the shape of every parameter, from layer_dims."""
@@ -163,45 +138,15 @@ class MLP:
             f" dtype={self.dtype.name!r}, n_params={self.n_params})"
         )
 
-    # -- input checks ------------------------------------------------------------------------
+    # -- input checks (in hpexp.nn.checks) -------------------------------------------------------
 
     def check_X(self, X: Array, name: str = "X") -> Array:
         """X as a (n_x, m) array of this model's dtype; raises ConfigError if it cannot be."""
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[0] != self.layer_dims[0]:
-            raise ConfigError(
-                f"{name} must have shape (n_x={self.layer_dims[0]}, m) with one sample per "
-                f"column, got {X.shape}; transpose row-per-sample data with {name}.T"
-            )
-        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-            raise ConfigError(f"{name} must be real numbers, got dtype {X.dtype}")
-        X = np.asarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
-            raise ConfigError(
-                f"{name} contains NaN or inf; remove or impute those values before training"
-            )
-        return X
+        return checks.check_X(self, X, name)
 
     def check_Y(self, Y: Array, m: int, name: str = "Y") -> Array:
         """Y as a (n_y, m) array of labels that fit the output layer; raises ConfigError."""
-        Y = np.asarray(Y)
-        n_y = self.layer_dims[-1]
-        if Y.ndim == 1 and n_y == 1:
-            Y = Y.reshape(1, -1)
-        if Y.ndim != 2 or Y.shape != (n_y, m):
-            raise ConfigError(
-                f"{name} must have shape (n_y={n_y}, m={m}), got {Y.shape}"
-                + ("; one-hot encode class labels for a softmax output" if n_y > 1 else "")
-            )
-        if not np.issubdtype(Y.dtype, np.number) and Y.dtype != bool:
-            raise ConfigError(f"{name} must be numeric, got dtype {Y.dtype}")
-        Y = np.asarray(Y, dtype=self.dtype)
-        if not np.isfinite(Y).all():
-            raise ConfigError(f"{name} contains NaN or inf")
-        problem = self._out.check_labels(Y)
-        if problem:
-            raise ConfigError(f"{name} does not fit the {self.output} output: {problem}")
-        return Y
+        return checks.check_Y(self, Y, m, name)
 
     # -- forward -------------------------------------------------------------------------------
 
@@ -209,15 +154,16 @@ class MLP:
         self, X: Array, *, dropout: float = 0.0, rng: np.random.Generator | None = None
     ) -> tuple[Array, list[Cache]]:
         """AL (n_y, m) and one Cache per layer. `dropout` is the fraction of hidden units
-        dropped (inverted dropout; 0 at evaluation time), drawn from `rng`."""
-        return self._forward(self.check_X(X), dropout, rng)
+        dropped (inverted dropout; 0 at evaluation time), drawn from `rng` (by default the
+        training stream of the model's seed)."""
+        return self._forward(checks.check_X(self, X), dropout, rng)
 
     def _forward(
         self, X: Array, dropout: float = 0.0, rng: np.random.Generator | None = None
     ) -> tuple[Array, list[Cache]]:
-        keep = 1.0 - dropout
+        """`forward` on a checked X."""
         if dropout and rng is None:
-            rng = np.random.default_rng(self.seed)
+            rng = train_stream(self.seed)
         P, caches = self._parameters, []
         A = X
         for l, (W_l, b_l) in enumerate(self._names, start=1):
@@ -226,17 +172,22 @@ class MLP:
             Z += b  # Z[l] = W[l] A[l-1] + b[l]
             if l < self.L:
                 A = self._sigma[l - 1].forward(Z)  # A[l] = σ[l](Z[l])
-                mask = None
-                if dropout:
-                    assert rng is not None
-                    mask = (rng.random(A.shape, dtype=self.dtype) < keep) / self.dtype.type(keep)
+                mask = self._dropout_mask(A.shape, dropout, rng) if dropout else None
                 caches.append(Cache(A_prev, W, b, Z, A, mask))
                 if mask is not None:
-                    A = A * mask
+                    A = A * mask  # inverted dropout: A[l] ∗ D[l] / keep_prob
             else:
                 A = self._out.forward(Z)  # AL = g(Z[L])
                 caches.append(Cache(A_prev, W, b, Z, A, None))
         return A, caches
+
+    def _dropout_mask(
+        self, shape: tuple[int, ...], dropout: float, rng: np.random.Generator | None
+    ) -> Array:
+        """Inverted dropout's D / keep_prob: each unit kept with probability 1 − dropout."""
+        assert rng is not None
+        keep = 1.0 - dropout
+        return (rng.random(shape, dtype=self.dtype) < keep) / self.dtype.type(keep)
 
     # -- cost -------------------------------------------------------------------------------------
 
@@ -267,13 +218,8 @@ class MLP:
         ones = np.ones((m, 1), dtype=AL.dtype)
         dZ = AL - Y  # dZ[L]
         for l in range(self.L, 0, -1):
-            A_prev, W, _, Z, A, mask = caches[l - 1]
-            dW_l, db_l, dA_l = self._grad_names[l - 1]
-            if l < self.L:
-                dA = grads[self._grad_names[l][2]]  # dA[l], from layer l+1
-                if mask is not None:
-                    dA = dA * mask  # only the units that were kept carry gradient
-                dZ = dA * self._sigma[l - 1].derivative(Z, A)  # dZ = dA ∗ σ'(Z)
+            A_prev, W, _, _, _, _ = caches[l - 1]
+            dW_l, db_l, dA_prev_l = self._grad_names[l - 1]
             dW = dZ @ A_prev.T  # dW = 1/m dZ A_prevᵀ
             dW *= 1.0 / m
             if l2:
@@ -282,9 +228,21 @@ class MLP:
             db = dZ @ ones  # db = 1/m Σ dZ (summing over samples as a matrix-vector product)
             db *= 1.0 / m
             grads[db_l] = db
-            if l > 1 or input_grad:
-                grads[dA_l] = W.T @ dZ  # dA_prev = Wᵀ dZ
+            if l == 1 and not input_grad:
+                break
+            dA_prev = W.T @ dZ  # dA_prev = Wᵀ dZ
+            grads[dA_prev_l] = dA_prev
+            if l > 1:
+                dZ = self._hidden_dZ(l - 1, dA_prev, caches[l - 2])  # the next layer down
         return grads
+
+    def _hidden_dZ(self, l: int, dA: Array, cache: Cache) -> Array:
+        """dZ = dA ∗ σ'(Z) of hidden layer l, given its dA; only the units that its dropout
+        kept carry gradient. Elementwise, so stacks of layers (see batched.py) work alike."""
+        _, _, _, Z, A, mask = cache
+        if mask is not None:
+            dA = dA * mask
+        return dA * self._sigma[l - 1].derivative(Z, A)  # dZ = dA ∗ σ'(Z)
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -292,11 +250,11 @@ class MLP:
         """Class probabilities AL, shape (n_y, m); sigmoid gives P(y=1) in one row."""
         if self.output == "linear":
             raise ConfigError("predict_proba needs a sigmoid or softmax output; use predict")
-        return self._forward(self.check_X(X))[0]
+        return self._forward(checks.check_X(self, X))[0]
 
     def predict(self, X: Array) -> Array:
         """Labels (m,) for classification (0/1, or the class index), values (n_y, m) otherwise."""
-        AL = self._forward(self.check_X(X))[0]
+        AL = self._forward(checks.check_X(self, X))[0]
         if self.output == "sigmoid":
             return (AL[0] > 0.5).astype(np.int64)
         if self.output == "softmax":

@@ -7,6 +7,8 @@ The grads arrays are scratch space for the update and may be overwritten.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hpexp.registry import lookup
@@ -104,26 +106,21 @@ class Adam(Optimizer):
         self.v = {k: np.zeros_like(p) for k, p in parameters.items()}
         self.s = {k: np.zeros_like(p) for k, p in parameters.items()}
 
-    def step(self, parameters: dict[str, Array], grads: dict[str, Array], lr: float) -> None:
-        self.t += 1
-        # Fold both bias corrections into the step size: α √(1−β2^t) / (1−β1^t).
-        self._lr_t = lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        self._eps_t = self.epsilon * np.sqrt(1 - self.beta2**self.t)
-        for key, p in parameters.items():
-            self._update(key, p, grads["d" + key], lr)
-
     def _update(self, key: str, p: Array, g: Array, lr: float) -> None:
         v, s = self.v[key], self.s[key]
         v *= self.beta1
-        v += (1 - self.beta1) * g
+        v += (1 - self.beta1) * g  # v = β1 v + (1−β1) dW
         g *= g
         s *= self.beta2
         g *= 1 - self.beta2
-        s += g
+        s += g  # s = β2 s + (1−β2) dW²
+        # W −= α v̂ / (√ŝ + ε) with v̂ = v / (1−β1^t), ŝ = s / (1−β2^t); the same step as
+        # α √(1−β2^t)/(1−β1^t) · v / (√s + ε √(1−β2^t)), which needs no corrected copies of v, s.
+        correction1, root_correction2 = 1 - self.beta1**self.t, math.sqrt(1 - self.beta2**self.t)
         np.sqrt(s, out=g)
-        g += self._eps_t
+        g += self.epsilon * root_correction2
         np.divide(v, g, out=g)
-        g *= self._lr_t
+        g *= lr * root_correction2 / correction1
         p -= g
 
 

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from itertools import count, islice
 
 import numpy as np
 
 from hpexp.errors import ConfigError
 from hpexp.nn import optim
 from hpexp.nn._memory import keep_freed_memory
+from hpexp.nn.checks import check_data
 from hpexp.nn.limits import check_model_size, describe, training_copies
 from hpexp.nn.metrics import _evaluate
 from hpexp.nn.model import MLP
 from hpexp.nn.settings import SETTINGS, default
+from hpexp.nn.streams import train_stream
 
 Array = np.ndarray
 Callback = Callable[[int, dict[str, float]], bool | None]
-_FIRST_COSTS = 1024  # entries of the cost history before it first grows
 
 __all__ = ["History", "TrainConfig", "train"]
 
@@ -45,7 +48,11 @@ class TrainConfig:
     dropout: float = default("dropout")  # fraction of hidden units dropped during training
     lr_decay: float = default("lr_decay")  # α = α0 / (1 + lr_decay · epoch)
     eval_every: int = default("eval_every")  # evaluate (and call the callback) this often
-    seed: int = default("seed")  # minibatch shuffling and dropout masks
+    seed: int = default("seed")
+    """Seeds the training stream (`hpexp.nn.streams.train_stream`): child 1 of
+    `np.random.SeedSequence(seed).spawn(2)`, which draws every epoch's shuffle and every dropout
+    mask. `MLP(seed=...)` initialises from child 0, so one integer given to both (as a study
+    does) never draws the initial weights and the shuffles from the same stream."""
 
     def __post_init__(self) -> None:
         for name in self.names():
@@ -100,34 +107,8 @@ def train(
     as keywords or as `config`. `callback(step, metrics)` runs at every evaluation; returning
     True stops training (stop_reason "stopped").
     """
-    if config is None:
-        unknown = set(settings) - set(TrainConfig.names())
-        if unknown:
-            raise ConfigError(
-                f"unknown training setting(s) {', '.join(sorted(unknown))}; "
-                f"valid: {', '.join(TrainConfig.names())}"
-            )
-        missing = [
-            f.name for f in fields(TrainConfig) if f.default is MISSING and f.name not in settings
-        ]
-        if missing:
-            raise ConfigError(
-                f"missing training setting(s) {', '.join(missing)}; give them as keywords"
-            )
-        config = TrainConfig(**settings)  # type: ignore[arg-type]
-    elif settings:
-        raise ConfigError("give training settings either as config=TrainConfig(...) or keywords")
-    X = model.check_X(X, "X")
-    m = X.shape[1]
-    Y = model.check_Y(Y, m, "Y")
-    if (X_val is None) != (Y_val is None):
-        raise ConfigError("give both X_val and Y_val, or neither")
-    if X_val is not None and Y_val is not None:
-        X_val = model.check_X(X_val, "X_val")
-        Y_val = model.check_Y(Y_val, X_val.shape[1], "Y_val")
-        if X_val.shape[1] == 0:
-            X_val = Y_val = None
-
+    config = _config(config, settings)
+    X, Y, X_val, Y_val = check_data(model, X, Y, X_val, Y_val)
     check_model_size(
         model.n_params,
         model.dtype,
@@ -139,11 +120,28 @@ def train(
         return _loop(model, X, Y, X_val, Y_val, callback, config)
 
 
-def _grown(costs: Array, most: int) -> Array:
-    """`costs` in an array twice as long (at most `most` entries), its values kept."""
-    grown = np.empty(min(2 * costs.size, most))
-    grown[: costs.size] = costs
-    return grown
+def _config(config: TrainConfig | None, settings: dict[str, object]) -> TrainConfig:
+    """`config`, or the TrainConfig of the keyword `settings` (never both)."""
+    if config is not None:
+        if settings:
+            raise ConfigError(
+                "give training settings either as config=TrainConfig(...) or keywords"
+            )
+        return config
+    unknown = set(settings) - set(TrainConfig.names())
+    if unknown:
+        raise ConfigError(
+            f"unknown training setting(s) {', '.join(sorted(unknown))}; "
+            f"valid: {', '.join(TrainConfig.names())}"
+        )
+    missing = [
+        f.name for f in fields(TrainConfig) if f.default is MISSING and f.name not in settings
+    ]
+    if missing:
+        raise ConfigError(
+            f"missing training setting(s) {', '.join(missing)}; give them as keywords"
+        )
+    return TrainConfig(**settings)  # type: ignore[arg-type]
 
 
 def _loop(
@@ -153,80 +151,111 @@ def _loop(
     X_val: Array | None,
     Y_val: Array | None,
     callback: Callback | None,
-    config: TrainConfig,
+    c: TrainConfig,
 ) -> History:
-    """The training loop of `train`, on checked inputs."""
-    m = X.shape[1]
-    c = config
-    rng = np.random.default_rng(c.seed)
-    B = m if c.batch_size is None else min(c.batch_size, m)
-    batches_per_epoch = math.ceil(m / B)
+    """The training loop of `train`, on checked inputs: forward, backward and update on each
+    minibatch; every `eval_every` updates an evaluation (roll-back point, metrics, callback).
+    A non-finite cost, or non-finite parameters at an evaluation, ends the run as diverged,
+    and the roll-back after the loop handles both."""
+    rng = train_stream(c.seed)  # minibatch shuffles and dropout masks
     opt = optim.make(
         c.optimizer, model.parameters, beta=c.beta, beta1=c.beta1, beta2=c.beta2, epsilon=c.epsilon
     )
-    history = History(costs=np.empty(0))
-    # The cost history grows with the run (doubling, so amortised O(1) per update) instead of
-    # being allocated for `iterations` up front: a run stopped or pruned early never pays for
-    # the iterations it did not run, and a huge `iterations` does not exhaust memory at once.
-    costs = np.empty(min(c.iterations + 1, _FIRST_COSTS))
-    snapshot = {k: p.copy() for k, p in model.parameters.items()}
-    start = time.perf_counter()
-    Xs, Ys = X, Y
-    # Samples as rows for shuffling: gathering whole rows is several times faster than
-    # gathering columns; the shuffled copy is viewed back as (n, m) without another copy.
-    rows_X, rows_Y = (np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)) if m > B else (X, Y)
-    t = 0
-    while t < c.iterations:
-        # -- one epoch: shuffle once, then consecutive minibatches (views, no copies) ---------
-        if m > B:
-            perm = rng.permutation(m)
-            Xs, Ys = rows_X[perm].T, rows_Y[perm].T
-        for j in range(batches_per_epoch):
-            if t >= c.iterations:
-                break
-            Xb, Yb = Xs[:, j * B : (j + 1) * B], Ys[:, j * B : (j + 1) * B]
-            lr = c.learning_rate / (1.0 + c.lr_decay * (t // batches_per_epoch))
-
-            # forward
-            AL, caches = model._forward(Xb, c.dropout, rng)
-            cost = model.cost(AL, Yb, l2=c.l2)
-            if t == costs.size:
-                costs = _grown(costs, c.iterations + 1)
-            costs[t] = cost
-            if not math.isfinite(cost):
-                model.parameters = snapshot
-                history.stop_reason = "diverged"
-                break
-            # backward
-            grads = model.backward(AL, Yb, caches, l2=c.l2, input_grad=False)
-            # update
-            opt.step(model.parameters, grads, lr)
-            t += 1
-
-            # evaluate
-            if t % c.eval_every == 0 or t == c.iterations:
-                if not all(np.isfinite(p).all() for p in model.parameters.values()):
-                    # this update overflowed; without a next step the cost check cannot see it
-                    model.parameters = snapshot
-                    history.stop_reason = "diverged"
-                    if t == costs.size:
-                        costs = _grown(costs, c.iterations + 1)
-                    costs[t] = np.nan  # the cost of the overflowed parameters
-                    break
-                snapshot = {k: p.copy() for k, p in model.parameters.items()}
-                metrics = {"cost": cost}
-                if X_val is not None and Y_val is not None:
-                    metrics |= {f"val_{k}": v for k, v in _evaluate(model, X_val, Y_val).items()}
-                history.eval_steps.append(t)
-                for name, value in metrics.items():
-                    history.metrics.setdefault(name, []).append(value)
-                if callback is not None and callback(t, metrics):
-                    history.stop_reason = "stopped"
-                    break
-        if history.stop_reason != "completed":
+    history, costs = History(costs=np.empty(0)), array("d")  # J of every update, as they come
+    snapshot = _snapshot(model.parameters)  # where a diverged run rolls back to
+    start, t = time.perf_counter(), 0  # t: updates done
+    for epoch, Xb, Yb in islice(minibatches(X, Y, c.batch_size, rng.permutation), c.iterations):
+        lr = learning_rate(c, epoch)
+        # forward
+        AL, caches = model._forward(Xb, c.dropout, rng)
+        cost = model.cost(AL, Yb, l2=c.l2)
+        costs.append(cost)
+        if not math.isfinite(cost):
             break
+        # backward
+        grads = model.backward(AL, Yb, caches, l2=c.l2, input_grad=False)
+        # update
+        opt.step(model.parameters, grads, lr)
+        t += 1
+        # evaluate, every eval_every updates and after the last
+        if t % c.eval_every == 0 or t == c.iterations:
+            if not _finite(model.parameters):  # this update overflowed; no later cost shows it
+                costs.append(math.nan)  # the cost of the overflowed parameters
+                break
+            snapshot = _snapshot(model.parameters)
+            metrics = {"cost": cost} | _validation(model, X_val, Y_val)
+            _record(history, t, metrics)
+            if callback is not None and callback(t, metrics):
+                history.stop_reason = "stopped"
+                break
+    if not math.isfinite(costs[-1]):  # diverged: back to the last finite evaluation
+        history.stop_reason = "diverged"
+        model.parameters = snapshot
+    return _ended(history, t, costs, start)
+
+
+# -- pieces of the loop, shared with batched.py ---------------------------------------------------
+
+
+def minibatches(
+    X: Array, Y: Array, batch_size: int | None, permutation: Callable[[int], Array]
+) -> Iterator[tuple[int, Array, Array]]:
+    """(epoch, X_batch, Y_batch), endlessly: each epoch puts the m samples in the order
+    `permutation(m)` and cuts them into consecutive minibatches of `batch_size` columns (the
+    last one smaller when batch_size does not divide m). With batch_size None or >= m every
+    batch is the whole set, unshuffled.
+
+    An epoch's order is drawn when its first batch is taken. `permutation` may give one order
+    (m,) or one per seed (S, m), and the batches are then stacks (S, n, B).
+    """
+    m = X.shape[1]
+    size = m if batch_size is None else min(batch_size, m)
+    if size == m:
+        for epoch in count():
+            yield epoch, X, Y
+    # Samples as rows for shuffling: gathering whole rows is several times faster than
+    # gathering columns; the shuffled copy is viewed back as (n, m) without another copy, and
+    # the minibatches are views of it.
+    rows_X, rows_Y = np.ascontiguousarray(X.T), np.ascontiguousarray(Y.T)
+    for epoch in count():
+        order = permutation(m)
+        Xs, Ys = rows_X[order].swapaxes(-1, -2), rows_Y[order].swapaxes(-1, -2)
+        for j in range(0, m, size):
+            yield epoch, Xs[..., j : j + size], Ys[..., j : j + size]
+
+
+def learning_rate(c: TrainConfig, epoch: int) -> float:
+    """α of the updates in `epoch` (counted from 0): α0 / (1 + lr_decay · epoch)."""
+    return c.learning_rate / (1.0 + c.lr_decay * epoch)
+
+
+def _validation(model: MLP, X_val: Array | None, Y_val: Array | None) -> dict[str, float]:
+    """The validation metrics of `model` ("val_cost", "val_accuracy", ...); none without
+    validation data."""
+    if X_val is None or Y_val is None:
+        return {}
+    return {f"val_{k}": v for k, v in _evaluate(model, X_val, Y_val).items()}
+
+
+def _snapshot(parameters: dict[str, Array]) -> dict[str, Array]:
+    return {k: p.copy() for k, p in parameters.items()}
+
+
+def _finite(parameters: dict[str, Array]) -> bool:
+    return all(np.isfinite(p).all() for p in parameters.values())
+
+
+def _record(history: History, step: int, metrics: dict[str, float]) -> None:
+    """The evaluation at `step` into `history`."""
+    history.eval_steps.append(step)
+    for name, value in metrics.items():
+        history.metrics.setdefault(name, []).append(value)
+
+
+def _ended(history: History, t: int, costs: array, start: float) -> History:
+    """`history` closed after t updates, with the costs logged (an exact-size copy: the log
+    keeps spare room to grow into)."""
     history.iterations_run = t
-    n = t + (history.stop_reason == "diverged")
-    history.costs = costs[:n] if n == costs.size else costs[:n].copy()
+    history.costs = np.frombuffer(costs, dtype=np.float64).copy()
     history.seconds = time.perf_counter() - start
     return history

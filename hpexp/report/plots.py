@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,16 @@ def save_study_plots(
     """
     out = Path(out_dir)
     study = _in_memory(study)  # forked drawers must not share the storage's connections
+    pending = [(draw, out / f"{name}.png", name) for name, draw in _figures(study, target_name)]
+    if jobs > 1 and len(pending) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with contextlib.suppress(OSError, BrokenProcessPool):
+            return _save_forked(pending, jobs)
+    with _plotting():
+        return [p for p in (_save(*job) for job in pending) if p is not None]
+
+
+def _figures(study: optuna.Study, target_name: str) -> list[tuple[str, Draw]]:
+    """(name, draw) of every figure the study can fill."""
     trials = study.get_trials(deepcopy=False)
     # complete trials with finite objectives: optuna leaves out the rest (e.g. diverged runs)
     complete = [
@@ -75,45 +86,25 @@ def save_study_plots(
     ]
     multi = len(study.directions) > 1
     target: Target | None = (lambda t: t.values[0]) if multi else None
-
-    plots: list[tuple[str, Draw]] = []
+    named: dict[str, Any] = {"target": target, "target_name": target_name}
     vis = optuna.visualization.matplotlib
+    figures: dict[str, Draw] = {}
     if complete:
-        plots.append(
-            (
-                "optimization_history",
-                lambda: vis.plot_optimization_history(
-                    study, target=target, target_name=target_name
-                ),
-            )
-        )
+        figures["optimization_history"] = partial(vis.plot_optimization_history, study, **named)
     if len(complete) >= 2 and _importance_params(complete):
         evaluator = FanovaImportanceEvaluator(n_trees=IMPORTANCE_TREES, seed=IMPORTANCE_SEED)
-        plots.append(
-            (
-                "param_importances",
-                lambda: vis.plot_param_importances(
-                    study, evaluator=evaluator, target=target, target_name=target_name
-                ),
-            )
+        figures["param_importances"] = partial(
+            vis.plot_param_importances, study, evaluator=evaluator, **named
         )
     n_params = len({name for t in complete for name in t.params})
     if len(complete) >= 2 and n_params:
-        plots.append(
-            ("parallel_coordinate", lambda: _parallel(study, n_params, target, target_name))
-        )
+        figures["parallel_coordinate"] = partial(_parallel, study, n_params, target, target_name)
     curves = [t for t in trials if t.intermediate_values]
     if curves:
-        plots.append(("learning_curves", lambda: _learning_curves(study, target_name, curves)))
+        figures["learning_curves"] = partial(_learning_curves, study, target_name, curves)
     if multi and complete:
-        plots.append(("pareto_front", lambda: _pareto_front(study, target_name)))
-
-    pending = [(draw, out / f"{name}.png", name) for name, draw in plots]
-    if jobs > 1 and len(pending) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        with contextlib.suppress(OSError, BrokenProcessPool):
-            return _save_forked(pending, jobs)
-    with _plotting():
-        return [p for p in (_save(*job) for job in pending) if p is not None]
+        figures["pareto_front"] = partial(_pareto_front, study, target_name)
+    return list(figures.items())
 
 
 def _in_memory(study: optuna.Study) -> optuna.Study:

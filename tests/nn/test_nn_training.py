@@ -274,7 +274,7 @@ def test_lr_decay_divides_the_step_per_epoch(blobs):
     stepwise = hpexp.MLP([4, 3, 1], activation="tanh", output="sigmoid", seed=2)
 
     hpexp.train(decayed, X, Y, learning_rate=0.6, iterations=3, lr_decay=1.0)
-    for lr in (0.6, 0.3, 0.2):  # 0.6 / 1, 0.6 / 2, 0.6 / 3
+    for lr in (0.6 / 1, 0.6 / 2, 0.6 / 3):  # as computed: 0.6 / 3 is not the float 0.2
         hpexp.train(stepwise, X, Y, learning_rate=lr, iterations=1)
 
     _assert_same_params(decayed, stepwise)
