@@ -134,10 +134,9 @@ def start_hpexp(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def pids_in(where: Path, module: bytes) -> list[int]:
-    """Live processes `python -m <module>` whose working directory is `where` (they may run in
-    sessions of their own, so /proc is the way to find them); zombies are not alive, and
-    proposers forked from them (same command line) are not counted."""
+def _live_in(where: Path) -> list[tuple[int, list[bytes], str]]:
+    """(pid, argv, name) of the live processes whose working directory is `where` (they may
+    run in sessions of their own, so /proc is the way to find them); zombies are not alive."""
     where = where.resolve()
     found = []
     for entry in Path("/proc").iterdir():
@@ -150,33 +149,25 @@ def pids_in(where: Path, module: bytes) -> list[int]:
             name = (entry / "comm").read_text().strip()
         except (OSError, IndexError):  # gone, or not ours
             continue
-        if module in argv and cwd == where and state != "Z" and name != PROPOSER:
-            found.append(int(entry.name))
+        if cwd == where and state != "Z":
+            found.append((int(entry.name), argv, name))
     return found
+
+
+def pids_in(where: Path, module: bytes) -> list[int]:
+    """Live processes `python -m <module>` working in `where`; proposers forked from them
+    (same command line) are not counted."""
+    return [pid for pid, argv, name in _live_in(where) if module in argv and name != PROPOSER]
 
 
 def worker_pids(where: Path) -> list[int]:
     """Live workers of `--workers N` working in `where`: forked from the study process (named
     `hpexp-worker`) or started as `python -m hpexp.workers`."""
-    return sorted(set(pids_in(where, b"hpexp.workers")) | set(named_in(where, WORKER_NAME)))
-
-
-def named_in(where: Path, name: str) -> list[int]:
-    """Live processes named `name` (/proc/PID/comm) whose working directory is `where`."""
-    where = where.resolve()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            comm = (entry / "comm").read_text().strip()
-            cwd = Path(os.readlink(entry / "cwd"))
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):  # gone, or not ours
-            continue
-        if comm == name and cwd == where and state != "Z":
-            found.append(int(entry.name))
-    return found
+    return sorted(
+        pid
+        for pid, argv, name in _live_in(where)
+        if name == WORKER_NAME or (b"hpexp.workers" in argv and name != PROPOSER)
+    )
 
 
 def writer_pids(where: Path) -> list[int]:
