@@ -19,12 +19,13 @@ import json
 import os
 from typing import Any
 
+import optuna
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import get_lock_file
 from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import TrialState
 
-__all__ = ["TrialSyncedJournal"]
+__all__ = ["TrialSyncedJournal", "append_intermediate_values"]
 
 _FINISHED = {int(s) for s in TrialState if s.is_finished()}
 
@@ -47,3 +48,34 @@ class TrialSyncedJournal(JournalFileBackend):
             f.flush()
             if any(_ends_something(log) for log in logs):
                 os.fsync(f.fileno())
+
+
+def append_intermediate_values(
+    storage: optuna.storages.BaseStorage, trial_id: int, values: dict[int, float]
+) -> None:
+    """Record a trial's learning-curve points {step: value} in one append: the records that
+    `set_trial_intermediate_value` writes one by one, under one lock. Falls back to those calls
+    where the journal storage does not look as expected."""
+    replay = getattr(storage, "_replay_result", None)
+    backend = getattr(storage, "_backend", None)
+    lock = getattr(storage, "_thread_lock", None)
+    sync = getattr(storage, "_sync_with_backend", None)
+    if replay is None or backend is None or lock is None or sync is None:
+        for step, value in values.items():
+            storage.set_trial_intermediate_value(trial_id, step, value)
+        return
+    with lock:
+        op = int(JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE)
+        backend.append_logs(
+            [
+                {
+                    "op_code": op,
+                    "worker_id": replay.worker_id,
+                    "trial_id": trial_id,
+                    "step": step,
+                    "intermediate_value": value,
+                }
+                for step, value in values.items()
+            ]
+        )
+        sync()

@@ -23,6 +23,8 @@ import threading
 import optuna
 from optuna.trial import TrialState
 
+from hpexp.search.journal_file import append_intermediate_values
+
 __all__ = ["IN_MEMORY_PRUNERS", "Reports"]
 
 #: Pruners that read only completed trials (or none) and write nothing to the storage.
@@ -48,7 +50,7 @@ class Reports:
         self._trial: optuna.trial.FrozenTrial | None = None
         self._view: optuna.Study | None = None  # the completed trials, in memory
         self._copied: set[int] = set()
-        self._inline = False  # written at once (a journal file), else by the thread
+        self._batch: dict[int, float] | None = None  # a journal file's curve, until flush()
 
     def start(self, trial: optuna.Trial) -> None:
         study = trial.study
@@ -56,7 +58,8 @@ class Reports:
             self._view, self._copied = None, set()
         self._study = study
         self._trial = study._storage.get_trial(trial._trial_id)
-        self._inline = isinstance(study._storage, optuna.storages.JournalStorage)
+        journal = isinstance(study._storage, optuna.storages.JournalStorage)
+        self._batch = {} if journal else None
         if type(study.pruner) in IN_MEMORY_PRUNERS:
             self._refresh_view(study)
 
@@ -78,8 +81,8 @@ class Reports:
         if step in self._trial.intermediate_values:
             return
         self._trial.intermediate_values[step] = value
-        if self._inline:
-            self._study._storage.set_trial_intermediate_value(self._trial._trial_id, step, value)
+        if self._batch is not None:
+            self._batch[step] = value
             return
         self._queue.put((self._study._storage, self._trial._trial_id, step, value))
         if self._thread is None:
@@ -98,6 +101,9 @@ class Reports:
 
     def flush(self) -> None:
         """Wait until every report is in the storage; raise the error of a write that failed."""
+        if self._batch and self._study is not None and self._trial is not None:
+            batch, self._batch = self._batch, {}
+            append_intermediate_values(self._study._storage, self._trial._trial_id, batch)
         self._queue.join()
         if self._error is not None:
             error, self._error = self._error, None

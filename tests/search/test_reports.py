@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 import pytest
 
+from hpexp.search.journal_file import TrialSyncedJournal
 from hpexp.search.reports import Reports
 
 CURVES = [[0.1 * k + 0.02 * i for k in range(10)] for i in range(6)]
 LATE = [0.01 * k for k in range(10)]  # worse than every other trial from step 1 on
 
 
-def study_with_history(pruner: optuna.pruners.BasePruner) -> optuna.Study:
+def study_with_history(
+    pruner: optuna.pruners.BasePruner, storage: optuna.storages.BaseStorage | None = None
+) -> optuna.Study:
     study = optuna.create_study(
-        study_name="s", direction="maximize", pruner=pruner
+        study_name="s", direction="maximize", pruner=pruner, storage=storage
     )  # hyperband: brackets by name
     for curve in CURVES:
         trial = study.ask()
@@ -34,8 +39,10 @@ def study_with_history(pruner: optuna.pruners.BasePruner) -> optuna.Study:
         lambda: optuna.pruners.PercentilePruner(25.0, n_startup_trials=2),
     ],
 )
-def test_the_same_decisions_as_optuna(pruner) -> None:
-    ours, theirs = study_with_history(pruner()), study_with_history(pruner())
+@pytest.mark.parametrize("journal", [False, True], ids=["memory", "journal"])
+def test_the_same_decisions_as_optuna(pruner, journal, tmp_path: Path) -> None:
+    storage = journal_storage(tmp_path / "optuna.journal") if journal else None
+    ours, theirs = study_with_history(pruner(), storage), study_with_history(pruner())
     a, b = ours.ask(), theirs.ask()
     reports = Reports()
     reports.start(a)
@@ -49,6 +56,32 @@ def test_the_same_decisions_as_optuna(pruner) -> None:
     assert any(x for x, _ in decided)  # the test can fail: something was pruned
     stored = ours._storage.get_trial(a._trial_id)
     assert stored.intermediate_values == dict(enumerate(LATE))
+    if journal:  # what another process reads from the file
+        again = journal_storage(tmp_path / "optuna.journal")
+        assert again.get_trial(a._trial_id).intermediate_values == dict(enumerate(LATE))
+
+
+def test_a_journal_gets_the_curve_in_one_append(tmp_path: Path) -> None:
+    path = tmp_path / "optuna.journal"
+    study = optuna.create_study(storage=journal_storage(path))
+    trial = study.ask()
+    reports = Reports()
+    reports.start(trial)
+    before = path.read_text().count("\n")
+    for step, value in enumerate(LATE):
+        reports.report(step, value)
+        reports.report(step, 99.0)  # a step reported already is kept as it was
+    assert path.read_text().count("\n") == before  # nothing written while training
+    reports.flush()
+    assert path.read_text().count("\n") == before + len(LATE)
+    study.tell(trial, 1.0)
+    assert journal_storage(path).get_trial(trial._trial_id).intermediate_values == dict(
+        enumerate(LATE)
+    )
+
+
+def journal_storage(path: Path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(TrialSyncedJournal(str(path)))
 
 
 def test_a_failed_write_is_raised_at_flush() -> None:
