@@ -1,9 +1,11 @@
 """Repeats: S seeds of one configuration trained batched vs one seed alone.
 
 Workload: mnist1d (40 features, 10 classes, 3,200 training samples), layer dims [40, 64, 64, 10],
-ReLU + softmax, Adam, batch 64, validation every 50 updates, float64. Both contestants run the
-same updates in this one process, taking turns; the ratio is the batched run's time over one
-seed's (S seeds one after another would take about S times one seed's).
+ReLU + softmax, Adam, batch 64, validation every 50 updates, in float32 (the dtype of every
+shipped study; --dtype float64 for the other) and with the BLAS threads a study's trainer gets
+(the cores but one, which the MLflow writer and the sampler use). Both contestants run the same
+updates in this one process, taking turns; the ratio is the batched run's time over one seed's
+(S seeds one after another would take about S times one seed's).
 
     make bench            # or: python benchmarks/repeats.py [--seeds 5] [--repeats 3] [--quick]
 """
@@ -11,8 +13,10 @@ seed's (S seeds one after another would take about S times one seed's).
 from __future__ import annotations
 
 import argparse
+import os
 
 from core import best_times  # benchmarks/ is on the path when a script here runs
+from threadpoolctl import threadpool_limits
 
 import hpexp
 from hpexp.nn import MLP, TrainConfig, train
@@ -26,8 +30,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer updates")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args()
     ds = hpexp.load_dataset("mnist1d")
+    X, Y, X_val, Y_val = (
+        a.astype(args.dtype) for a in (ds.X_train, ds.Y_train, ds.X_val, ds.Y_val)
+    )
     iterations = 100 if args.quick else 500
     seeds = range(args.seeds)
     configs = [
@@ -41,19 +49,21 @@ def main() -> None:
         )
         for s in seeds
     ]
-    data = {"X": ds.X_train, "Y": ds.Y_train, "X_val": ds.X_val, "Y_val": ds.Y_val}
+    data = {"X": X, "Y": Y, "X_val": X_val, "Y_val": Y_val}
 
     def one() -> None:
-        train(MLP(DIMS, "relu", "softmax", seed=0), config=configs[0], **data)
+        train(MLP(DIMS, "relu", "softmax", seed=0, dtype=args.dtype), config=configs[0], **data)
 
     def batched() -> None:
-        models = [MLP(DIMS, "relu", "softmax", seed=s) for s in seeds]
+        models = [MLP(DIMS, "relu", "softmax", seed=s, dtype=args.dtype) for s in seeds]
         train_batched(models, configs=configs, **data)
 
-    t = best_times({"one": one, "batched": batched}, args.repeats)
+    threads = max(1, (os.cpu_count() or 1) - 1)  # as hpexp.study gives its trainer
+    with threadpool_limits(threads, "blas"):
+        t = best_times({"one": one, "batched": batched}, args.repeats)
     print(
         f"repeats: {args.seeds} seeds of {DIMS}, batch 64, {iterations} Adam updates on "
-        f"{ds.name} ({ds.n_x} features)"
+        f"{ds.name} ({ds.n_x} features), {args.dtype}, {threads} BLAS thread(s)"
     )
     print(f"  one seed alone     {t['one']:8.3f} s")
     print(f"  {args.seeds} seeds batched    {t['batched']:8.3f} s")

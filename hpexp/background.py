@@ -201,13 +201,13 @@ class _Writer:
 
         def runs() -> None:
             if self.whole_study:
-                self.syncer.catch_up()
+                ids = self.syncer.catch_up().run_ids
             else:
                 self.syncer.trials(self.mine)
-            found = self.syncer.projection.trial_runs()
+                ids = {n: r[0].info.run_id for n, r in self.syncer.projection.trial_runs().items()}
             result.update(
                 ok=True,
-                run_ids={n: r[0].info.run_id for n, r in found.items()},
+                run_ids=ids,
                 parent_run_id=self.syncer.projection.parent_run_id,
                 experiment_id=self.syncer.projection.experiment_id,
             )

@@ -15,7 +15,7 @@ import math
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,7 @@ class SyncReport:
     written: list[int]
     removed: list[int]
     missing_models: list[int]
+    run_ids: dict[int, str] = field(default_factory=dict, repr=False)  # every finished trial's
 
     def __str__(self) -> str:
         parts = [f"{len(self.written)} run(s) written", f"{len(self.removed)} stray removed"]
@@ -207,7 +208,7 @@ class Syncer:
         missing = [
             r.number for r in records if r.model is not None and not self.models.exists(r.number)
         ]
-        return SyncReport(written, removed, missing)
+        return SyncReport(written, removed, missing, ids)
 
     def check(self) -> list[str]:
         """One line per disagreement between MLflow and the storage (and per missing model).

@@ -25,7 +25,7 @@ from optuna.storages.journal._file import get_lock_file
 from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import TrialState
 
-__all__ = ["TrialSyncedJournal", "append_intermediate_values"]
+__all__ = ["TrialSyncedJournal", "append_trial_records"]
 
 _FINISHED = {int(s) for s in TrialState if s.is_finished()}
 
@@ -50,12 +50,17 @@ class TrialSyncedJournal(JournalFileBackend):
                 os.fsync(f.fileno())
 
 
-def append_intermediate_values(
-    storage: optuna.storages.BaseStorage, trial_id: int, values: dict[int, float]
+def append_trial_records(
+    storage: optuna.storages.BaseStorage,
+    trial_id: int,
+    values: dict[int, float] | None = None,
+    user_attrs: dict[str, Any] | None = None,
 ) -> None:
-    """Record a trial's learning-curve points {step: value} in one append: the records that
-    `set_trial_intermediate_value` writes one by one, under one lock. Falls back to those calls
-    where the journal storage does not look as expected."""
+    """Record a running trial's learning-curve points {step: value} and user attributes in one
+    append: the records that `set_trial_intermediate_value` and `set_trial_user_attr` write one
+    by one, under one lock. Falls back to those calls where the journal storage does not look
+    as expected (or is not a journal)."""
+    values, user_attrs = values or {}, user_attrs or {}
     replay = getattr(storage, "_replay_result", None)
     backend = getattr(storage, "_backend", None)
     lock = getattr(storage, "_thread_lock", None)
@@ -63,19 +68,19 @@ def append_intermediate_values(
     if replay is None or backend is None or lock is None or sync is None:
         for step, value in values.items():
             storage.set_trial_intermediate_value(trial_id, step, value)
+        for key, attr in user_attrs.items():
+            storage.set_trial_user_attr(trial_id, key, attr)
         return
-    with lock:
-        op = int(JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE)
-        backend.append_logs(
-            [
-                {
-                    "op_code": op,
-                    "worker_id": replay.worker_id,
-                    "trial_id": trial_id,
-                    "step": step,
-                    "intermediate_value": value,
-                }
-                for step, value in values.items()
-            ]
-        )
-        sync()
+    point, attr_op = (
+        JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
+        JournalOperation.SET_TRIAL_USER_ATTR,
+    )
+    common = {"worker_id": replay.worker_id, "trial_id": trial_id}
+    logs = [
+        {"op_code": int(point), **common, "step": step, "intermediate_value": value}
+        for step, value in values.items()
+    ] + [{"op_code": int(attr_op), **common, "user_attr": {k: v}} for k, v in user_attrs.items()]
+    if logs:
+        with lock:
+            backend.append_logs(logs)
+            sync()

@@ -36,6 +36,7 @@ from hpexp.data import Dataset
 from hpexp.nn import MLP, History, evaluate, save_model, train
 from hpexp.nn.batched import train_batched
 from hpexp.nn.io import ModelMetadata
+from hpexp.search.journal_file import append_trial_records
 from hpexp.search.repeats import summary
 from hpexp.search.reports import Reports
 from hpexp.search.space import TrialSetup, resolve
@@ -239,12 +240,13 @@ class Objective:
     def _store(
         trial: optuna.Trial, record: dict[str, Any], runs: list[_Run], final: dict[str, float]
     ) -> None:
-        """Three writes to the storage: how it ended, its final metrics, its learning curves."""
-        trial.set_user_attr("record", record)
+        """How it ended, its final metrics, its learning curves: one write to a journal file."""
+        attrs: dict[str, Any] = {"record": record}
         if final:
-            trial.set_user_attr("metrics", final)
+            attrs["metrics"] = final
         if runs:
-            trial.set_user_attr("curves", curves(runs[0].history))
+            attrs["curves"] = curves(runs[0].history)
+        append_trial_records(trial.study._storage, trial._trial_id, user_attrs=attrs)
 
     def _rows(self, runs: list[_Run]) -> list[dict[str, float]]:
         """Each run's final validation and test metrics, plus size and training time."""

@@ -23,7 +23,7 @@ import threading
 import optuna
 from optuna.trial import TrialState
 
-from hpexp.search.journal_file import append_intermediate_values
+from hpexp.search.journal_file import append_trial_records
 
 __all__ = ["IN_MEMORY_PRUNERS", "Reports"]
 
@@ -103,7 +103,7 @@ class Reports:
         """Wait until every report is in the storage; raise the error of a write that failed."""
         if self._batch and self._study is not None and self._trial is not None:
             batch, self._batch = self._batch, {}
-            append_intermediate_values(self._study._storage, self._trial._trial_id, batch)
+            append_trial_records(self._study._storage, self._trial._trial_id, values=batch)
         self._queue.join()
         if self._error is not None:
             error, self._error = self._error, None

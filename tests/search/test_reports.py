@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpexp.search.journal_file import TrialSyncedJournal
+from hpexp.search.journal_file import TrialSyncedJournal, append_trial_records
 from hpexp.search.reports import Reports
 
 CURVES = [[0.1 * k + 0.02 * i for k in range(10)] for i in range(6)]
@@ -94,3 +94,18 @@ def test_a_failed_write_is_raised_at_flush() -> None:
     with pytest.raises(Exception, match=r"(?i)finished|complete|updat"):
         reports.flush()
     reports.flush()  # told once
+
+
+@pytest.mark.parametrize("journal", [False, True], ids=["memory", "journal"])
+def test_a_trials_records_in_one_write(journal: bool, tmp_path: Path) -> None:
+    path = tmp_path / "optuna.journal"
+    study = optuna.create_study(storage=journal_storage(path) if journal else None)
+    trial = study.ask()
+    attrs = {"record": {"stop_reason": "completed", "seeds": [1, 2]}, "metrics": {"val": 0.5}}
+    append_trial_records(study._storage, trial._trial_id, values={3: 0.25}, user_attrs=attrs)
+    study.tell(trial, 1.0)
+    read = (journal_storage(path) if journal else study._storage).get_trial(trial._trial_id)
+    assert read.user_attrs == attrs
+    assert read.intermediate_values == {3: 0.25}
+    if journal:
+        assert path.read_text().count('"user_attr"') == len(attrs)
