@@ -43,6 +43,7 @@ from hpexp.data import Dataset
 from hpexp.errors import ConfigError, HpexpError
 from hpexp.nn import MLP, History, evaluate, train
 from hpexp.nn.batched import train_batched
+from hpexp.nn.checks import is_integer
 from hpexp.nn.limits import count_parameters, max_model_bytes, training_copies
 from hpexp.report.reevaluation import rows, table
 from hpexp.reproduction import _diverged, checked_dataset
@@ -140,16 +141,12 @@ def reevaluate(
 
 def check_sizes(top: object, seeds: object) -> None:
     """top ≥ 1 configurations and seeds ≥ 2 (an interval needs two values), integers."""
-    if not _is_int(top) or int(top) < 1:  # type: ignore[call-overload]
+    if not is_integer(top) or int(top) < 1:  # type: ignore[call-overload]
         raise ConfigError(f"top must be an integer >= 1 (configurations to retrain), got {top!r}")
-    if not _is_int(seeds) or int(seeds) < 2:  # type: ignore[call-overload]
+    if not is_integer(seeds) or int(seeds) < 2:  # type: ignore[call-overload]
         raise ConfigError(
             f"seeds must be an integer >= 2 (a mean ± interval needs two values), got {seeds!r}"
         )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def reevaluation_key(top: int, seeds: int) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "check_architecture",
     "check_data",
     "check_parameters",
+    "is_integer",
 ]
 
 DTYPES = ("float32", "float64")
@@ -47,7 +48,8 @@ class Architecture(NamedTuple):
     dtype: np.dtype
 
 
-def _is_int(v: object) -> bool:
+def is_integer(v: object) -> bool:
+    """An integer (a Python or NumPy int), not a bool."""
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
@@ -62,7 +64,7 @@ def check_architecture(
     """MLP's arguments as an Architecture; a network over the size limit is refused here,
     before anything is allocated."""
     dims = list(layer_dims) if isinstance(layer_dims, (Sequence, np.ndarray)) else []
-    if len(dims) < 2 or not all(_is_int(n) and n >= 1 for n in dims):
+    if len(dims) < 2 or not all(is_integer(n) and n >= 1 for n in dims):
         raise ConfigError(
             f"layer_dims must list at least two positive integers [n_x, ..., n_y], "
             f"got {layer_dims!r}"
@@ -75,7 +77,7 @@ def check_architecture(
         )
     if str(dtype) not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
-    if not _is_int(seed) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
     if not isinstance(init, str) or init not in INITS:
         raise ConfigError(f"unknown init {init!r}; choose one of: {', '.join(sorted(INITS))}")

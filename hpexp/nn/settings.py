@@ -25,6 +25,7 @@ import numpy as np
 
 from hpexp.errors import ConfigError
 from hpexp.nn.activations import ACTIVATIONS
+from hpexp.nn.checks import is_integer
 from hpexp.nn.init import INITS
 from hpexp.nn.losses import OUTPUTS
 from hpexp.nn.model import DTYPES
@@ -125,11 +126,6 @@ class Setting:
         ):
             raise ConfigError(f"{self.name} must be finite, got {value!r}")
         raise ConfigError(f"{self.name} must be {self.rule(python=True)}, got {value!r}")
-
-
-def is_integer(v: object) -> bool:
-    """An int (not a bool)."""
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def is_number(v: object) -> bool:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["init_stream", "train_stream"]
+__all__ = ["SCHEME", "init_stream", "train_stream"]
+
+#: Names how a seed becomes random numbers; a study stores it in its identity, so a study
+#: whose trials drew their numbers another way is not resumed with this one.
+SCHEME = "seedsequence-spawn2"
 
 _INIT, _TRAIN = 0, 1  # the children of SeedSequence(seed).spawn(2)
 

@@ -22,7 +22,6 @@ refused, never mixed in (see `check_around`).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +30,7 @@ import optuna
 
 from hpexp.errors import ConfigError, SpecError
 from hpexp.nn.limits import check_model_size, count_parameters, describe, training_copies
+from hpexp.registry import close_match
 from hpexp.search.hyperparams import HYPERPARAMETERS
 from hpexp.search.identity import differences, identity
 from hpexp.search.places import name_problem
@@ -198,8 +198,8 @@ def searched_param(spec: StudySpec, param: str) -> SearchParam:
     if param in spec.search:
         return spec.search[param]
     searched = ", ".join(spec.search) or "none"
-    close = difflib.get_close_matches(param, list(spec.search), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    close = close_match(param, spec.search)
+    hint = f"did you mean '{close}'? " if close else ""
     if param in HYPERPARAMETERS and param in spec.fixed:
         hint = f"it is fixed at {spec.fixed[param]!r}; "
     raise SpecError(

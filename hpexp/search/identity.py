@@ -3,10 +3,11 @@
 The identity is stored with the study when it is created (Optuna study attribute `identity`,
 and the MLflow study run's tag `hpexp.fingerprint`). Running the study again with a study file
 or `--set` that changes any of it is refused, naming the fields that differ: the new trials
-would not be comparable with the old ones. Budget (`n_trials`, `timeout`) and presentation
-(`description`, tracking) may change freely. A study made by `--around-best` also has the base
-study's name and fingerprint, its best trial and that trial's configuration in its identity
-(`around_best`), so it is never resumed around another best.
+would not be comparable with the old ones; so would trials whose seeds became random numbers
+another way (`random_streams`, `hpexp.nn.streams.SCHEME`). Budget (`n_trials`, `timeout`) and
+presentation (`description`, tracking) may change freely. A study made by `--around-best` also
+has the base study's name and fingerprint, its best trial and that trial's configuration in its
+identity (`around_best`), so it is never resumed around another best.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hpexp.errors import SpecError
+from hpexp.nn.streams import SCHEME
 from hpexp.search.spec import StudySpec
 
 __all__ = ["IDENTITY_FIELDS", "check_identity", "differences", "fingerprint", "identity"]
@@ -55,6 +57,7 @@ def identity(spec: StudySpec) -> dict[str, Any]:
         "repeats": spec.repeats,
         "seed": spec.seed,
         "enqueue": [dict(e) for e in spec.enqueue],
+        "random_streams": SCHEME,
     }
     if spec.around_best:  # a study around another's best: which study, trial, configuration
         doc["around_best"] = dict(spec.around_best)

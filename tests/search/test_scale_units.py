@@ -129,3 +129,16 @@ def test_an_interrupted_trial_is_re_queued_once(workdir: Path) -> None:
     assert runner.recover_dead(study, spec) == 1
     assert runner.recover_dead(study, spec) == 0  # its re-run is queued: not again
     assert [retry_of(x) for x in study.trials] == [None, 0]
+
+
+def test_a_study_whose_seeds_drew_numbers_another_way_is_not_resumed() -> None:
+    from hpexp.nn.streams import SCHEME
+    from hpexp.search.identity import check_identity, identity
+
+    spec = load_spec(tiny())
+    stored = identity(spec)
+    assert stored["random_streams"] == SCHEME
+    check_identity(spec, stored)  # the same scheme: resumed
+    older = {k: v for k, v in stored.items() if k != "random_streams"}
+    with pytest.raises(SpecError, match="different random_streams"):
+        check_identity(spec, older)
