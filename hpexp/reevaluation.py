@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTR",
+    "check_reevaluations",
     "fresh_seeds",
     "reevaluate",
     "search_seeds",
@@ -456,6 +457,20 @@ def write_reevaluations(
             csv = table(record).to_csv(index=False)
             out[key] = write_reevaluation(projection, parent, key, mlflow_runs(record), csv)
     return out
+
+
+def check_reevaluations(result: StudyResult, syncer: Syncer) -> list[str]:
+    """One line per way MLflow differs from the stored re-evaluations (see
+    `tracking.reevaluation.check_reevaluation`); [] when they agree."""
+    from hpexp.tracking.reevaluation import check_reevaluation
+
+    parent = syncer.projection.parent_run_id or result.parent_run_id
+    problems = []
+    for key, record in stored_records(result).items():
+        csv = table(record).to_csv(index=False)
+        if parent:
+            problems += check_reevaluation(syncer.projection, parent, key, mlflow_runs(record), csv)
+    return problems
 
 
 def mlflow_runs(record: dict[str, Any]) -> list[Any]:

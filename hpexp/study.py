@@ -402,6 +402,11 @@ def check_study(
     parent = result.parent_run_id
     if not parent or syncer.projection._get(parent) is None:
         problems.insert(0, f"study '{name}': no MLflow study run")
+    else:
+        from hpexp.reevaluation import check_reevaluations
+
+        with syncer.lock():
+            problems += check_reevaluations(result, syncer)
     return problems
 
 

@@ -272,12 +272,28 @@ def test_mlflow_runs_once_after_running_twice(
     assert [a.path for a in tables] == [f"reevaluation/top{TOP}-seeds{SEEDS}.csv"]
     # the study's trial runs are untouched, and MLflow agrees with the storage
     assert hpexp.check_study(study.name) == []
+    # `hpexp check` names a re-evaluation run altered by hand and one deleted by hand
+    altered, deleted = runs[0], runs[1]
+    client.log_metric(altered.info.run_id, "val_accuracy", -1.0)
+    client.delete_run(deleted.info.run_id)
+    problems = hpexp.check_study(study.name)
+    where = f"re-evaluation top{TOP}-seeds{SEEDS}: trial "
+    trial = {r.info.run_id: r.data.tags["hpexp.reevaluated_trial"] for r in runs}
+    assert sorted(problems) == sorted(
+        [
+            f"{where}{trial[deleted.info.run_id]}: 0 MLflow runs, expected 1",
+            f"{where}{trial[altered.info.run_id]}: metric val_accuracy = -1.0, "
+            f"expected {altered.data.metrics['val_accuracy']}",
+        ]
+    )
     # lost from MLflow: `hpexp sync` writes the runs again from the storage, once
     for r in runs:
-        client.delete_run(r.info.run_id)
+        if r is not deleted:
+            client.delete_run(r.info.run_id)
     hpexp.sync_study(study.name)
     rebuilt = _runs(study)
     assert sorted(r.data.tags["hpexp.reevaluated_trial"] for r in rebuilt) == sorted(first)
+    assert hpexp.check_study(study.name) == []
 
 
 @pytest.mark.slow

@@ -23,9 +23,24 @@ from pathlib import Path
 
 from mlflow.entities import Metric, Run
 
-from hpexp.tracking.projection import MAX_TAG_LENGTH, TAG, Projection, _now_ms
+from hpexp.tracking.projection import (
+    MAX_TAG_LENGTH,
+    TAG,
+    Projection,
+    _close,
+    _mismatches,
+    _now_ms,
+    _param,
+)
 
-__all__ = ["ARTIFACT_FOLDER", "ROLE", "ReevaluationRun", "reevaluation_runs", "write_reevaluation"]
+__all__ = [
+    "ARTIFACT_FOLDER",
+    "ROLE",
+    "ReevaluationRun",
+    "check_reevaluation",
+    "reevaluation_runs",
+    "write_reevaluation",
+]
 
 ROLE = "reevaluation"  # the value of the tag hpexp.role
 ARTIFACT_FOLDER = "reevaluation"  # where the study's run keeps the tables
@@ -133,6 +148,57 @@ def _write_one(
     )
     client.set_terminated(run_id, "FINISHED")
     return str(run_id)
+
+
+def check_reevaluation(
+    projection: Projection,
+    parent_run_id: str,
+    key: str,
+    runs: Sequence[ReevaluationRun],
+    table: str,
+) -> list[str]:
+    """One line per way MLflow differs from re-evaluation `key` as stored ([] when it agrees):
+    a configuration's run missing, doubled, or showing other values; a run of a trial the
+    re-evaluation does not hold; the table on the study's run missing or stale."""
+    where = f"re-evaluation {key}"
+    found = reevaluation_runs(projection, key)
+    problems = []
+    for record in runs:
+        have = found.get(record.trial, [])
+        if len(have) != 1:
+            problems.append(f"{where}: trial {record.trial}: {len(have)} MLflow runs, expected 1")
+        for run in have:
+            for difference in _differences(record, run, parent_run_id):
+                problems.append(f"{where}: trial {record.trial}: {difference}")
+    for trial in sorted(set(found) - {r.trial for r in runs}):
+        problems.append(f"{where}: trial {trial}: an MLflow run, but no such re-evaluated trial")
+    parent = projection._get(parent_run_id)
+    digest = hashlib.sha256(table.encode()).hexdigest()[:16]
+    if parent is None or parent.data.tags.get(f"{TAG}reevaluation.{key}") != digest:
+        problems.append(f"{where}: table {ARTIFACT_FOLDER}/{key}.csv missing or out of date")
+    return problems
+
+
+def _differences(record: ReevaluationRun, run: Run, parent_run_id: str) -> list[str]:
+    """How `run` differs from what it must show (one phrase each)."""
+    out = []
+    if run.info.status != "FINISHED":
+        out.append(f"run status {run.info.status}, expected FINISHED")
+    if run.data.tags.get("mlflow.parentRunId") != parent_run_id:
+        out.append("not a child run of the study's run")
+    out += _mismatches("param", run.data.params, {k: _param(v) for k, v in record.params.items()})
+    tags = {k: str(v)[:MAX_TAG_LENGTH] for k, v in record.tags.items()}
+    out += _mismatches("tag", run.data.tags, tags)
+    want = {k: v for k, v in record.metrics.items() if math.isfinite(v)}
+    for name, values in record.per_seed.items():  # the run's value of a metric is its last step
+        finite = [v for v in values if math.isfinite(v)]
+        if finite:
+            want[f"{name}_per_seed"] = finite[-1]
+    for k, value in want.items():
+        got = run.data.metrics.get(k)
+        if got is None or not _close(got, value):
+            out.append(f"metric {k} = {got}, expected {value}")
+    return out
 
 
 def _log_table(projection: Projection, parent_run_id: str, key: str, table: str) -> None:
