@@ -28,7 +28,7 @@ from hpexp.nn.checks import check_data
 from hpexp.nn.limits import check_model_size, describe, training_copies
 from hpexp.nn.losses import _safe_log
 from hpexp.nn.metrics import _scores
-from hpexp.nn.model import MLP, Cache
+from hpexp.nn.model import MLP, Cache, ones_column
 from hpexp.nn.streams import train_stream
 from hpexp.nn.train import (
     History,
@@ -71,8 +71,8 @@ def forward(
     (n_x, B). `net` gives the activations; seed s's dropout masks are drawn from rngs[s]."""
     keep, dtype = 1.0 - dropout, net.dtype
     caches, A = [], X
-    for l in range(1, net.L + 1):
-        A_prev, W, b = A, P[f"W{l}"], P[f"b{l}"]
+    for l, (W_l, b_l) in enumerate(net._names, start=1):
+        A_prev, W, b = A, P[W_l], P[b_l]
         Z = W @ A_prev
         Z += b  # Z[l] = W[l] A[l-1] + b[l], for every seed
         if l < net.L:
@@ -99,7 +99,9 @@ def costs(net: MLP, P: Params, AL: Array, Y: Array, l2: float = 0.0) -> Array:
     if net.output == "sigmoid":
         J = -((Y * _safe_log(AL)).sum((1, 2)) + ((1 - Y) * _safe_log(1 - AL)).sum((1, 2))) / m
     elif net.output == "softmax":
-        J = -(Y * _safe_log(AL)).sum((1, 2)) / m
+        Y_log_AL = _safe_log(AL)
+        Y_log_AL *= Y
+        J = -Y_log_AL.sum((1, 2)) / m
     else:
         D = AL - Y
         J = (D * D).sum((1, 2)) / (2 * m)
@@ -117,21 +119,22 @@ def backward(net: MLP, AL: Array, Y: Array, caches: list[Cache], l2: float = 0.0
     differentiate: model.backward's equations with one batched product per layer."""
     m = Y.shape[-1]
     grads: Params = {}
-    ones = np.ones((m, 1), dtype=AL.dtype)
+    ones = ones_column(m, AL.dtype)
     dZ = AL - Y  # dZ[L]
     for l in range(net.L, 0, -1):
         A_prev, W, _, _, _, _ = caches[l - 1]
+        dW_l, db_l, dA_prev_l = net._grad_names[l - 1]
         dW = dZ @ _T(A_prev)  # dW = 1/m dZ A_prevᵀ
         dW *= 1.0 / m
         if l2:
             dW += (l2 / m) * W
-        grads[f"dW{l}"] = dW
+        grads[dW_l] = dW
         db = dZ @ ones  # db = 1/m Σ dZ
         db *= 1.0 / m
-        grads[f"db{l}"] = db
+        grads[db_l] = db
         if l > 1:
             dA_prev = _T(W) @ dZ  # dA_prev = Wᵀ dZ
-            grads[f"dA{l - 1}"] = dA_prev
+            grads[dA_prev_l] = dA_prev
             dZ = net._hidden_dZ(l - 1, dA_prev, caches[l - 2])  # dZ = dA ∗ σ'(Z), a layer down
     return grads
 

@@ -25,12 +25,14 @@ __all__ = ["OUTPUTS", "OUTPUT_FOR_TASK", "Output", "get_output"]
 
 def _safe_log(A: Array) -> Array:
     """log(A) with A clipped to the smallest positive float, so the cost stays finite."""
-    return np.log(np.maximum(A, np.finfo(A.dtype).tiny))
+    clipped = np.maximum(A, np.finfo(A.dtype).tiny)
+    return np.log(clipped, out=clipped)
 
 
 def _softmax(Z: Array) -> Array:
     # Over the rows of Z (n_y, m), or of every matrix of a stack (S, n_y, m).
-    E = np.exp(Z - Z.max(axis=-2, keepdims=True))
+    E = Z - Z.max(axis=-2, keepdims=True)
+    np.exp(E, out=E)
     E /= E.sum(axis=-2, keepdims=True)
     return E
 

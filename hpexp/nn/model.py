@@ -7,6 +7,7 @@ come as a pair (see `losses.py`) so that dZ[L] = AL − Y.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -23,6 +24,15 @@ from hpexp.nn.streams import init_stream, train_stream
 Array = np.ndarray
 
 __all__ = ["DTYPES", "MLP", "Cache"]
+
+
+@functools.lru_cache(maxsize=16)
+def ones_column(m: int, dtype: np.dtype) -> Array:
+    """A read-only (m, 1) column of ones: Σ over the m samples of dZ is the product dZ @ ones,
+    much faster than a reduction along rows. Cached, since every step needs the same one."""
+    ones = np.ones((m, 1), dtype=dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 class Cache(NamedTuple):
@@ -215,7 +225,7 @@ class MLP:
         """
         m = Y.shape[1]
         grads: dict[str, Array] = {}
-        ones = np.ones((m, 1), dtype=AL.dtype)
+        ones = ones_column(m, AL.dtype)
         dZ = AL - Y  # dZ[L]
         for l in range(self.L, 0, -1):
             A_prev, W, _, _, _, _ = caches[l - 1]
