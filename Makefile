@@ -37,6 +37,7 @@ format: $(STAMP)
 
 bench: $(BENCH_STAMP)     ## speed: core vs PyTorch/scikit-learn/GEMM floor; tracking overhead; batched repeats
 	$(BIN)/python benchmarks/core.py
+	$(BIN)/python benchmarks/core.py --threads trainer
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/repeats.py

@@ -5,12 +5,18 @@ Reference workload: scikit-learn's digits tiled ×10 (17,970 × 64, pixels / 16)
 float64. Every contestant runs the same number of updates on the same data in this one process;
 ratios are hpexp's time over the other's (below 1 means hpexp is faster).
 
-    make bench            # or: python benchmarks/core.py [--repeats 3] [--quick]
+With `--threads trainer` every contestant (BLAS, PyTorch) gets the threads a study gives its
+trainer (the cores but one, which the MLflow writer and the sampler use); by default all cores.
+NumPy's elementwise work runs on one core whatever the setting, while the floor's products use
+them all, so on few cores the ratio to the floor is a question of threads as much as of code.
+
+    make bench            # or: python benchmarks/core.py [--repeats 3] [--quick] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -18,6 +24,7 @@ from functools import partial
 from itertools import pairwise
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import hpexp
 
@@ -136,22 +143,36 @@ def run_torch(X: np.ndarray, y: np.ndarray, dims: list[int], dtype: str, epochs:
             opt.step()
 
 
-def torch_available() -> bool:
-    try:
-        import torch
+def thread_count(value: str) -> int:
+    """--threads: "all" (the cores), "trainer" (the cores but one), or a number."""
+    cores = len(os.sched_getaffinity(0))
+    if value == "all":
+        return cores
+    if value == "trainer":
+        return max(1, cores - 1)
+    return max(1, int(value))
 
-        torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
-        return True
-    except ImportError:
-        return False
+
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell (best kept)")
     parser.add_argument("--quick", action="store_true", help="2 epochs instead of 10")
+    parser.add_argument("--threads", default="all", help="all (default), trainer, or a number")
     args = parser.parse_args()
     epochs = 2 if args.quick else EPOCHS
+    threads = thread_count(args.threads)
+    with threadpool_limits(threads):
+        compare(args.repeats, epochs, threads)
+
+
+def compare(repeats: int, epochs: int, threads: int) -> None:
+    """Every contestant on every workload, `threads` threads each."""
 
     X, y = reference_data()
     contestants: dict[str, Callable] = {
@@ -160,6 +181,9 @@ def main() -> None:
         "scikit-learn": run_sklearn,
     }
     if torch_available():
+        import torch
+
+        torch.set_num_threads(threads)
         contestants["pytorch"] = run_torch
     else:
         print("PyTorch not installed (pip install '.[bench]'); its column is skipped.")
@@ -172,7 +196,7 @@ def main() -> None:
 
     print(
         f"{updates(X.shape[0], epochs)} updates of batch {BATCH} on the reference workload, "
-        f"best of {args.repeats}; times in seconds\n"
+        f"best of {repeats}; {threads} thread(s) each; times in seconds\n"
     )
     header = f"{'workload':<40} {'dtype':<8}" + "".join(f"{n:>14}" for n in contestants)
     ratios = "".join(f"{'hpexp/' + n:>18}" for n in contestants if n != "hpexp")
@@ -180,7 +204,7 @@ def main() -> None:
     for title, Xw, yw, dims in workloads:
         for dtype in ("float32", "float64"):
             runs = {n: partial(fn, Xw, yw, dims, dtype, epochs) for n, fn in contestants.items()}
-            times = best_times(runs, args.repeats)
+            times = best_times(runs, repeats)
             row = f"{title:<40} {dtype:<8}" + "".join(f"{t:>14.3f}" for t in times.values())
             row += "".join(
                 f"{times['hpexp'] / t:>17.2f}×" for n, t in times.items() if n != "hpexp"
