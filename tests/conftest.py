@@ -22,18 +22,34 @@ from hpexp.nn.losses import OUTPUT_FOR_TASK
 _EMPTY_STORE: Path | None = None
 
 
+def _built_empty_store() -> Path:
+    """An empty, fully migrated MLflow SQLite store, built once per test run: the xdist
+    workers of one run share it (the first builds it under a lock, the others wait for it);
+    without xdist, once per process."""
+    import fcntl
+
+    from hpexp.tracking.stores import ensure_store
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        folder = Path(tempfile.mkdtemp(prefix="hpexp-empty-store-"))
+    else:
+        folder = Path(tempfile.gettempdir()) / f"hpexp-empty-store-{run_id}"
+        folder.mkdir(exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_store(f"sqlite:///{folder / 'mlflow.db'}")  # atomic: no half-built store
+    return folder / "mlflow.db"
+
+
 def empty_mlflow_store(dest: Path) -> Path:
     """Put an empty, fully migrated MLflow SQLite store at `dest/mlflow.db`.
 
     Building the schema takes seconds (10-20 on a busy machine); it is built once per test
-    process and copied. Tests that exercise store creation itself must not use this."""
+    run and copied. Tests that exercise store creation itself must not use this."""
     global _EMPTY_STORE
     if _EMPTY_STORE is None or not _EMPTY_STORE.is_file():
-        from hpexp.tracking.stores import ensure_store
-
-        folder = Path(tempfile.mkdtemp(prefix="hpexp-empty-store-"))
-        ensure_store(f"sqlite:///{folder / 'mlflow.db'}")
-        _EMPTY_STORE = folder / "mlflow.db"
+        _EMPTY_STORE = _built_empty_store()
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_EMPTY_STORE, dest / "mlflow.db")
     return dest / "mlflow.db"
@@ -108,3 +124,15 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hpexp.service
             yield started
         finally:
             hpexp.services.down(root, delete_data=True)
+
+
+#: Tests that share what one process builds once (the `services` servers, a module's study) run
+#: in one xdist worker under `--dist loadgroup` (pyproject's addopts), so it is built once.
+SERVICES_GROUP = "services"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "services" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(SERVICES_GROUP))

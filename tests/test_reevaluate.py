@@ -42,6 +42,9 @@ BASELINE = {
 }
 TOP, SEEDS = 2, 4
 
+#: One xdist worker runs this module, so the study the tests share is run once.
+pytestmark = pytest.mark.xdist_group("test_reevaluate")
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hpexp.StudyResult]:

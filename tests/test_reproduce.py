@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ import hpexp.search.objective
 from hpexp.cli import main
 from hpexp.search.identity import identity
 
+from .conftest import empty_mlflow_store
 from .search.conftest import one_line, run, tiny
 
 PRUNING = {"name": "median", "n_startup_trials": 1, "n_warmup_steps": 5}
@@ -21,12 +23,22 @@ def _numbers(result: hpexp.StudyResult, state: str) -> list[int]:
     return [t.number for t in result.study.trials if t.state.name == state]
 
 
-@pytest.fixture
-def pruned_study(studydir: Path) -> hpexp.StudyResult:
-    """A tiny study with completed and pruned trials (the median pruner prunes most)."""
-    result = run(tiny(pruner=PRUNING, budget={"n_trials": 6}))
-    assert _numbers(result, "COMPLETE") and _numbers(result, "PRUNED")
-    return result
+#: One xdist worker runs this module, so the study its tests share is run once.
+pytestmark = pytest.mark.xdist_group("test_reproduce")
+
+
+@pytest.fixture(scope="module")
+def pruned_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hpexp.StudyResult]:
+    """A tiny study with completed and pruned trials (the median pruner prunes most), run once
+    for the module in its own folder (the working directory while the tests that read it run;
+    they only read it)."""
+    where = tmp_path_factory.mktemp("reproduce")
+    empty_mlflow_store(where)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(where)
+        result = run(tiny(pruner=PRUNING, budget={"n_trials": 6}))
+        assert _numbers(result, "COMPLETE") and _numbers(result, "PRUNED")
+        yield result
 
 
 @pytest.mark.slow

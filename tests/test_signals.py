@@ -3,7 +3,8 @@ signal's number (Ctrl-C 130, SIGTERM 143): `hpexp run` (one process or a pool of
 `hpexp worker` stop at a safe point and resume with the same command; `hpexp ui` takes the MLflow
 server it started (its whole process group: the server and its web server) down with it, even
 when it is killed with SIGKILL. Real processes, each in a session of its own, as a service
-manager or `kill` would stop them."""
+manager or `kill` would stop them. A pool of workers stopped by either signal:
+tests/search/test_workers.py."""
 
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ from .search.conftest import (
     kill_writers,
     tiny,
     wait_for_writers,
-    worker_pids,
     write_study,
 )
 
@@ -126,7 +126,7 @@ def study(tmp_path: Path) -> Path:
     return tmp_path
 
 
-# -- hpexp run, hpexp run --workers, hpexp worker ----------------------------------------------
+# -- hpexp run, hpexp worker (a pool of workers: tests/search/test_workers.py) -----------------
 
 
 @pytest.mark.slow
@@ -137,18 +137,6 @@ def test_run_stopped_by_a_signal_exits_128_plus_it_and_resumes(study: Path, sig:
         wait_until(proc, lambda: training(study), "a trial training")
         out, err = stop(proc, sig)
     assert_stopped(proc, out, err, sig)
-    assert_completes(study, *args)
-
-
-@pytest.mark.slow
-def test_a_pool_of_workers_stopped_by_sigterm_exits_143_and_resumes(study: Path) -> None:
-    args = ("run", "study.yaml", *BUDGET, "--workers", "2", "--no-progress")
-    with started(*args, cwd=study) as proc:
-        wait_until(proc, lambda: len(worker_pids(study)) == 2, "2 workers")
-        wait_until(proc, lambda: training(study), "a trial training")
-        out, err = stop(proc, signal.SIGTERM)
-    assert_stopped(proc, out, err, signal.SIGTERM)
-    assert worker_pids(study) == []
     assert_completes(study, *args)
 
 

@@ -53,6 +53,23 @@ def run(doc: dict[str, Any], **kwargs: Any) -> hpexp.StudyResult:
     return hpexp.run_study(doc, progress=False, verbose=False, **kwargs)
 
 
+def searched(doc: dict[str, Any]) -> optuna.Study:
+    """The search loop of `run` alone (sampler, proposer, pruner, budget, storage in the working
+    directory), without MLflow: for tests of the search that do not look at the projection."""
+    from hpexp.search.factories import models_root
+    from hpexp.search.objective import ModelFiles, Objective
+    from hpexp.search.runner import open_study, optimize, quiet_optuna
+    from hpexp.search.spec import load_spec, study_dataset
+
+    spec = load_spec(doc)
+    with quiet_optuna():
+        study = open_study(spec)
+        models = ModelFiles(models_root(spec.storage) / spec.name)
+        objective = Objective(spec, study_dataset(spec.dataset), models)
+        optimize(study, spec, objective, n_trials=spec.n_trials, timeout=spec.timeout)
+    return study
+
+
 def child_runs(result: hpexp.StudyResult) -> list:
     from mlflow.tracking import MlflowClient  # here: importing MLflow costs every test run 2 s
 

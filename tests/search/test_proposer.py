@@ -15,7 +15,7 @@ from hpexp.search.runner import open_study, optimize, quiet_optuna
 from hpexp.search.spec import load_spec
 from hpexp.search.stop import StopRequest
 
-from .conftest import empty_mlflow_store, params_key, run, tiny
+from .conftest import params_key, run, searched, tiny
 
 #: Every test here runs a whole study (or shares one a fixture runs).
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def _states(study: optuna.Study) -> list[str]:
 
 
 @pytest.mark.slow
-def test_ready_queues_one_trial_with_its_parameters(studydir: Path) -> None:
+def test_ready_queues_one_trial_with_its_parameters(workdir: Path) -> None:
     spec, study = _opened()
     proposer = Proposer.start(study, spec, 4, ())
     assert proposer is not None
@@ -49,7 +49,7 @@ def test_ready_queues_one_trial_with_its_parameters(studydir: Path) -> None:
     assert _states(study) == ["WAITING"]
 
 
-def test_ahead_queues_the_next_trial_within_the_budget(studydir: Path) -> None:
+def test_ahead_queues_the_next_trial_within_the_budget(workdir: Path) -> None:
     spec, study = _opened(n_trials=2)
     proposer = Proposer.start(study, spec, 2, ())
     assert proposer is not None
@@ -65,7 +65,7 @@ def test_ahead_queues_the_next_trial_within_the_budget(studydir: Path) -> None:
     assert _states(study) == ["RUNNING", "RUNNING"]
 
 
-def test_a_dead_proposer_means_inline_sampling(studydir: Path) -> None:
+def test_a_dead_proposer_means_inline_sampling(workdir: Path) -> None:
     spec, study = _opened()
     proposer = Proposer.start(study, spec, 4, ())
     assert proposer is not None
@@ -75,7 +75,7 @@ def test_a_dead_proposer_means_inline_sampling(studydir: Path) -> None:
     proposer.close()
 
 
-def test_the_proposer_ends_with_the_study(studydir: Path) -> None:
+def test_the_proposer_ends_with_the_study(workdir: Path) -> None:
     spec, study = _opened()
     proposer = Proposer.start(study, spec, 4, ())
     assert proposer is not None
@@ -85,16 +85,15 @@ def test_the_proposer_ends_with_the_study(studydir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_study_is_the_same_sequence_every_time(studydir: Path, tmp_path: Path) -> None:
-    first = run(tiny(budget={"n_trials": 6}))
-    second_dir = tmp_path / "again"
-    empty_mlflow_store(second_dir)
-    os.chdir(second_dir)
-    second = run(tiny(budget={"n_trials": 6}))
-    keys = [[params_key(t.params) for t in r.study.trials] for r in (first, second)]
+def test_a_study_is_the_same_sequence_every_time(workdir: Path) -> None:
+    first = searched(tiny(budget={"n_trials": 6}))
+    (workdir / "again").mkdir()
+    os.chdir(workdir / "again")
+    second = searched(tiny(budget={"n_trials": 6}))
+    keys = [[params_key(t.params) for t in s.trials] for s in (first, second)]
     assert keys[0] == keys[1]
     assert len(set(keys[0])) == 6  # no configuration twice
-    assert _states(first.study) == ["COMPLETE"] * 6  # nothing left queued at the budget
+    assert _states(first) == ["COMPLETE"] * 6  # nothing left queued at the budget
 
 
 @pytest.mark.slow

@@ -12,10 +12,11 @@ from hpexp.search.objective import trial_seed
 from hpexp.search.space import resolve
 
 from ..conftest import empty_mlflow_store
-from .conftest import assert_agree, child_runs, run, run_of, tiny
+from .conftest import assert_agree, child_runs, run, run_of, searched, tiny
 
-#: Every test here runs a whole study (or shares one a fixture runs).
-pytestmark = pytest.mark.slow
+#: Every test here runs a whole study (or shares one a fixture runs): one xdist worker runs
+#: them all, so the shared study is run once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("search-test_study")]
 
 
 @pytest.fixture(scope="module")
@@ -231,26 +232,28 @@ def test_multi_objective_keeps_a_pareto_front(studydir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["random", "cmaes", "qmc", "grid"])
-def test_every_sampler_runs(studydir, sampler):
+def test_every_sampler_runs(workdir, sampler):
     search = tiny()["search"]
     if sampler == "grid":
         search = {
             "learning_rate": {"choice": [0.01, 0.05]},
             "activation": {"choice": ["relu", "tanh"]},
         }
-    result = run(tiny(sampler={"name": sampler, "seed": 1}, search=search, budget={"n_trials": 3}))
-    assert len(result.study.trials) == 3
-    assert_agree(result)
+    study = searched(
+        tiny(sampler={"name": sampler, "seed": 1}, search=search, budget={"n_trials": 3})
+    )
+    assert len(study.trials) == 3
+    assert all(t.state.is_finished() for t in study.trials)
 
 
 @pytest.mark.slow
-def test_timeout_stops_starting_trials(studydir):
-    result = run(tiny(budget={"timeout": 0.5}))
-    assert 1 <= len(result.study.trials) < 50
+def test_timeout_stops_starting_trials(workdir):
+    study = searched(tiny(budget={"timeout": 0.5}))
+    assert 1 <= len(study.trials) < 50
 
 
 @pytest.mark.slow
-def test_list_studies(studydir):
-    run(tiny(), n_trials=2)
+def test_list_studies(finished, monkeypatch):
+    monkeypatch.chdir(finished.where)
     table = hpexp.list_studies()
-    assert table.loc[0, "study"] == "tiny" and table.loc[0, "trials"] == 2
+    assert table.loc[0, "study"] == "tiny" and table.loc[0, "trials"] == 5

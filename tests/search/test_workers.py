@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+import hpexp
+from hpexp.cli import main
 from hpexp.search.states import counts_against_budget, retry_of, trial_status
 
 from .conftest import (
@@ -50,7 +52,7 @@ def wait_until(condition, limit: float = 120.0, what: str = "") -> None:
 
 def assert_whole(where: Path, name: str, n_trials: int) -> None:
     """Exactly `n_trials` counted, nothing RUNNING, no configuration run twice unless asked,
-    every interrupted trial re-run, and MLflow agrees (hpexp check)."""
+    every interrupted trial re-run, and MLflow agrees (`hpexp check`, in this process)."""
     study = journal_study(where, name)
     trials = study.get_trials(deepcopy=False)
     assert sum(counts_against_budget(t) for t in trials) == n_trials
@@ -62,43 +64,43 @@ def assert_whole(where: Path, name: str, n_trials: int) -> None:
     interrupted = [t.number for t in trials if trial_status(t) == "interrupted"]
     retried = {retry_of(t) for t in trials}
     assert set(interrupted) <= retried, "an interrupted trial was not re-run"
-    check = hpexp_cmd("check", name, cwd=where)
-    assert check.returncode == 0, check.stdout + check.stderr
+    storage, tracking = str(where / "optuna.journal"), f"sqlite:///{where / 'mlflow.db'}"
+    assert hpexp.check_study(name, storage=storage, tracking_uri=tracking) == []
 
 
 @pytest.mark.slow
 def test_workers_share_the_study_and_end_with_exactly_the_budget(tmp_path: Path) -> None:
     empty_mlflow_store(tmp_path)
-    doc = tiny(budget={"n_trials": 9}, workers=2)
+    doc = tiny(budget={"n_trials": 6}, workers=2)
     doc["search"]["iterations"] = {"int": [1500, 2000]}  # long enough for both to start
     path = write_study(tmp_path, doc)
     done = hpexp_cmd("run", str(path), "--no-progress", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    # one summary for all: 9 trials count (a duplicate proposal, skipped, may come on top)
+    # one summary for all: 6 trials count (a duplicate proposal, skipped, may come on top)
     counts = re.search(r"(\d+) complete, (\d+) pruned, (\d+) failed", done.stdout)
-    assert counts is not None and sum(map(int, counts.groups())) == 9, done.stdout
+    assert counts is not None and sum(map(int, counts.groups())) == 6, done.stdout
     trials = journal_study(tmp_path, "tiny").get_trials(deepcopy=False)
     workers = Counter(t.user_attrs["worker"] for t in trials if counts_against_budget(t))
     assert len(workers) == 2, workers
-    assert_whole(tmp_path, "tiny", 9)
+    assert_whole(tmp_path, "tiny", 6)
 
 
 @pytest.mark.slow
 def test_processes_started_together_on_fresh_stores(tmp_path: Path) -> None:
-    path = write_study(tmp_path, tiny(budget={"n_trials": 8}))
+    path = write_study(tmp_path, tiny(budget={"n_trials": 6}))
     procs = [start_hpexp("run", str(path), "--no-progress", cwd=tmp_path) for _ in range(3)]
     outputs = [p.communicate(timeout=HPEXP_TIMEOUT) for p in procs]
     wait_for_writers(tmp_path)
     for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         assert "Traceback" not in err
-    assert_whole(tmp_path, "tiny", 8)
+    assert_whole(tmp_path, "tiny", 6)
 
 
 @pytest.mark.slow
 def test_two_of_four_workers_killed_mid_trial(tmp_path: Path) -> None:
     empty_mlflow_store(tmp_path)
-    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 14}))
+    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 6}))
     proc = start_hpexp("run", str(path), "--workers", "4", "--no-progress", cwd=tmp_path)
 
     def running_by(pids: list[int]) -> list[int]:
@@ -121,14 +123,14 @@ def test_two_of_four_workers_killed_mid_trial(tmp_path: Path) -> None:
     interrupted = [t for t in study.trials if trial_status(t) == "interrupted"]
     assert len(interrupted) == 2
     assert {t.user_attrs["worker"].split(":")[1] for t in interrupted} == set(map(str, victims))
-    assert_whole(tmp_path, "longer", 14)
+    assert_whole(tmp_path, "longer", 6)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stopped_pool_stops_every_worker_and_resumes(tmp_path: Path, sig) -> None:
     empty_mlflow_store(tmp_path)
-    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 8}))
+    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 4}))
     proc = start_hpexp("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path)
     wait_until(lambda: len(worker_pids(tmp_path)) == 2, what="2 workers")
     wait_until(
@@ -141,33 +143,37 @@ def test_a_stopped_pool_stops_every_worker_and_resumes(tmp_path: Path, sig) -> N
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
     assert proc.returncode == 128 + sig, err  # 130 for Ctrl-C, 143 for SIGTERM
-    assert "interrupted: run the same command again" in out
+    assert out.count("interrupted: run the same command again") == 1, out  # not once a worker
     assert worker_pids(tmp_path) == []
     study = journal_study(tmp_path, "longer")
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     wait_for_writers(tmp_path)
     again = hpexp_cmd("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert_whole(tmp_path, "longer", 8)
+    assert_whole(tmp_path, "longer", 4)
 
 
-@pytest.mark.slow
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """`hpexp ARGV` in this process: exit code 2, no journal made; its one line on stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert not Path("optuna.journal").exists()
+    return one_line(err)
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "9999", "many"])
-def test_bad_worker_counts_are_refused(tmp_path: Path, value: str) -> None:
-    path = write_study(tmp_path, tiny())
-    done = hpexp_cmd("run", str(path), f"--workers={value}", cwd=tmp_path)
-    assert done.returncode == 2
-    line = one_line(done.stderr)
+def test_bad_worker_counts_are_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    path = write_study(workdir, tiny())
+    line = refused(capsys, "run", str(path), f"--workers={value}")
     assert "--workers" in line and "auto" in line
-    assert not (tmp_path / "optuna.journal").exists()
 
 
-@pytest.mark.slow
-def test_bad_workers_in_the_study_file(tmp_path: Path) -> None:
-    path = write_study(tmp_path, tiny(workers=0))
-    done = hpexp_cmd("run", str(path), cwd=tmp_path)
-    assert done.returncode == 2
-    assert "workers" in one_line(done.stderr)
+def test_bad_workers_in_the_study_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_study(workdir, tiny(workers=0))
+    assert "workers" in refused(capsys, "run", str(path))
 
 
 @pytest.mark.slow

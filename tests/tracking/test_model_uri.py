@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -22,15 +23,25 @@ from hpexp.predict import predict_frame
 from hpexp.search.spec import study_dataset
 from hpexp.study import input_example
 
-from ..conftest import free_ports
+from ..conftest import empty_mlflow_store, free_ports
 from ..search.conftest import run, tiny
 
 SERVE_TIMEOUT = 180  # seconds for the server to answer /ping on a busy 2-core machine
 
 
-@pytest.fixture
-def study(studydir: Path) -> hpexp.StudyResult:
-    return run(tiny(budget={"n_trials": 2}))
+#: One xdist worker runs this module, so the study both tests read is run once.
+pytestmark = pytest.mark.xdist_group("tracking-test_model_uri")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[hpexp.StudyResult]:
+    """A tiny study, run once for the module in its own folder (the working directory while
+    the tests, which only read it, run)."""
+    where = tmp_path_factory.mktemp("model_uri")
+    empty_mlflow_store(where)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(where)
+        yield run(tiny(budget={"n_trials": 2}))
 
 
 @pytest.mark.slow
