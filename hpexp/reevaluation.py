@@ -454,8 +454,7 @@ def write_reevaluations(
     out = {}
     for key, record in stored_records(result).items():
         if keys is None or key in keys:
-            csv = table(record).to_csv(index=False)
-            out[key] = write_reevaluation(projection, parent, key, mlflow_runs(record), csv)
+            out[key] = write_reevaluation(projection, parent, key, *_projected(record))
     return out
 
 
@@ -465,12 +464,17 @@ def check_reevaluations(result: StudyResult, syncer: Syncer) -> list[str]:
     from hpexp.tracking.reevaluation import check_reevaluation
 
     parent = syncer.projection.parent_run_id or result.parent_run_id
+    if not parent:
+        return []
     problems = []
     for key, record in stored_records(result).items():
-        csv = table(record).to_csv(index=False)
-        if parent:
-            problems += check_reevaluation(syncer.projection, parent, key, mlflow_runs(record), csv)
+        problems += check_reevaluation(syncer.projection, parent, key, *_projected(record))
     return problems
+
+
+def _projected(record: dict[str, Any]) -> tuple[list[Any], str]:
+    """What MLflow shows of a stored re-evaluation: its runs, and its table as CSV text."""
+    return mlflow_runs(record), table(record).to_csv(index=False)
 
 
 def mlflow_runs(record: dict[str, Any]) -> list[Any]:

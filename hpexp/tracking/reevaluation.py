@@ -173,8 +173,7 @@ def check_reevaluation(
     for trial in sorted(set(found) - {r.trial for r in runs}):
         problems.append(f"{where}: trial {trial}: an MLflow run, but no such re-evaluated trial")
     parent = projection._get(parent_run_id)
-    digest = hashlib.sha256(table.encode()).hexdigest()[:16]
-    if parent is None or parent.data.tags.get(f"{TAG}reevaluation.{key}") != digest:
+    if parent is None or parent.data.tags.get(_table_tag(key)) != _table_digest(table):
         problems.append(f"{where}: table {ARTIFACT_FOLDER}/{key}.csv missing or out of date")
     return problems
 
@@ -203,8 +202,7 @@ def _differences(record: ReevaluationRun, run: Run, parent_run_id: str) -> list[
 
 def _log_table(projection: Projection, parent_run_id: str, key: str, table: str) -> None:
     """Log `table` as reevaluation/<key>.csv on the study's run, unless it is there already."""
-    digest = hashlib.sha256(table.encode()).hexdigest()[:16]
-    tag = f"{TAG}reevaluation.{key}"
+    digest, tag = _table_digest(table), _table_tag(key)
     if projection.client.get_run(parent_run_id).data.tags.get(tag) == digest:
         return
     with tempfile.TemporaryDirectory(prefix="hpexp-reevaluation-") as tmp:
@@ -212,6 +210,15 @@ def _log_table(projection: Projection, parent_run_id: str, key: str, table: str)
         path.write_text(table)
         projection.client.log_artifact(parent_run_id, str(path), ARTIFACT_FOLDER)
     projection._log(parent_run_id, tags={tag: digest})
+
+
+def _table_tag(key: str) -> str:
+    """The study run's tag that holds the digest of re-evaluation `key`'s logged table."""
+    return f"{TAG}reevaluation.{key}"
+
+
+def _table_digest(table: str) -> str:
+    return hashlib.sha256(table.encode()).hexdigest()[:16]
 
 
 def _quoted(text: str) -> str:
