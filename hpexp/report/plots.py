@@ -43,6 +43,7 @@ IMPORTANCE_TREES = 16
 #: Learning curves of more trials than this are drawn without a legend.
 MAX_LEGEND_TRIALS = 10
 _DPI = 100
+_PAD_INCHES = 0.1  # matplotlib's own pad around a tight box
 
 _logger = logging.getLogger(__name__)
 
@@ -226,7 +227,9 @@ def _save(draw: Draw, path: Path, name: str) -> Path | None:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            ax.figure.savefig(path, dpi=_DPI, bbox_inches="tight")
+            fig = ax.figure  # the tight box found once: bbox_inches="tight" draws twice for it
+            box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(_PAD_INCHES)
+            fig.savefig(path, dpi=_DPI, bbox_inches=box)
         except Exception:
             path.unlink(missing_ok=True)
             raise

@@ -3,9 +3,9 @@
 One experiment per study; a parent run for the study; one nested child run per finished trial,
 tagged with the study name and trial number, so every run can be found again by its tags
 (`hpexp.study`, `hpexp.trial`) whatever happened to the process that wrote it. A trial's run is
-written in one go when the trial has finished: created, model files, then params + curves +
-final metrics + the tag `hpexp.synced` (a digest of the record) in one batch, then the terminal
-status. A run without that tag and status was cut short and is written again.
+written in one go when the trial has finished: created with its tags, model files, then params +
+curves + final metrics + the tag `hpexp.synced` (a digest of the record) in one batch, then the
+terminal status. A run without that tag and status was cut short and is written again.
 
 A trial's run shows that trial only: its learning curves as `curves/<metric>` (one point per
 evaluation, step = iteration: MLflow's charts put them in a section of their own) and its final
@@ -33,6 +33,7 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from hpexp.tracking.stores import (
@@ -294,10 +295,11 @@ class Projection:
                 self.client.delete_run(run.info.run_id)
         if keep is not None:
             return str(keep.info.run_id)
-        run = self.client.create_run(
+        run = self.client.create_run(  # with every tag but the last: the run's name is one
             self.experiment_id,
             run_name=record.run_name,
             tags={
+                **record.all_tags(),
                 "mlflow.parentRunId": self.parent_run_id,
                 TAG + "study": self.study_name,
                 TAG + "trial": str(record.number),
@@ -305,8 +307,9 @@ class Projection:
             },
         )
         run_id = run.info.run_id
-        if record.model is not None and record.model.is_dir():
-            self.client.log_artifacts(run_id, str(record.model), "model")
+        if record.model is not None and record.model.is_dir():  # the run's store, no lookup
+            repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri)
+            repo.log_artifacts(str(record.model), "model")
         now = _now_ms()
         points = [
             Metric(CURVES + name, float(v), now, int(s))
@@ -317,7 +320,7 @@ class Projection:
             run_id,
             params=record.params,
             metrics=record.logged_metrics(),
-            tags={**record.all_tags(), TAG + "synced": digest},
+            tags={TAG + "synced": digest},
             extra=points,
         )
         self.client.set_terminated(run_id, record.run_status)
