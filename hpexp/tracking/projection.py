@@ -295,7 +295,9 @@ class Projection:
                 self.client.delete_run(run.info.run_id)
         if keep is not None:
             return str(keep.info.run_id)
-        run = self.client.create_run(  # with every tag but the last: the run's name is one
+        # every tag but `hpexp.synced` goes in with the run (its name among them: as a later tag
+        # it would cost MLflow a second update of the run)
+        run = self.client.create_run(
             self.experiment_id,
             run_name=record.run_name,
             tags={
