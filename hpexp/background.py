@@ -158,6 +158,7 @@ class _Writer:
         self.syncer, self.artifacts = syncer_for(config)
         self.pending: set[int] = set()
         self.mine: set[int] = set()  # trials this process finished
+        self.known: dict[int, str] = {}  # {trial: run id} of the runs in MLflow up to date
         self.whole_study = not config.get("worker")  # else: only this worker's trials
         self.broken_since: float | None = None
         self.opened = False
@@ -171,7 +172,7 @@ class _Writer:
             if not self.opened:
                 self.syncer.open()
                 if self.whole_study:
-                    self.syncer.catch_up()
+                    self.known |= self.syncer.catch_up().run_ids
                 self.opened = True
             what()
         except Exception as e:
@@ -191,7 +192,7 @@ class _Writer:
     def trial(self, number: int) -> None:
         self.pending.add(number)
         self.mine.add(number)
-        if self.attempt(lambda: self.syncer.trials(self.pending)):
+        if self.attempt(lambda: self.known.update(self.syncer.trials(self.pending))):
             self.pending.clear()
 
     def close(self, status: str, detach: bool, reply: IO[str]) -> None:
@@ -200,14 +201,13 @@ class _Writer:
         result: dict[str, Any] = {"ok": False}
 
         def runs() -> None:
-            if self.whole_study:
-                ids = self.syncer.catch_up().run_ids
-            else:
-                self.syncer.trials(self.mine)
-                ids = {n: r[0].info.run_id for n, r in self.syncer.projection.trial_runs().items()}
+            # What this writer has not written yet: MLflow is not searched again for the rest
+            # (it caught up on earlier runs when it opened; `hpexp check` compares it all)
+            owned = self.syncer.finished() if self.whole_study else self.mine
+            self.known.update(self.syncer.trials(owned - self.known.keys()))
             result.update(
                 ok=True,
-                run_ids=ids,
+                run_ids={n: self.known[n] for n in sorted(owned) if n in self.known},
                 parent_run_id=self.syncer.projection.parent_run_id,
                 experiment_id=self.syncer.projection.experiment_id,
             )
@@ -298,7 +298,7 @@ def main() -> int:
     if writer.whole_study:
         writer.attempt(lambda: writer.syncer.catch_up())
     else:
-        writer.attempt(lambda: writer.syncer.trials(writer.mine))
+        writer.attempt(lambda: writer.syncer.trials(writer.mine - writer.known.keys()))
     return 0
 
 

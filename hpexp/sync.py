@@ -179,8 +179,14 @@ class Syncer:
             if t.state.is_finished() and (numbers is None or t.number in numbers)
         ]
 
+    def finished(self) -> set[int]:
+        """The numbers of the study's finished trials."""
+        return {t.number for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()}
+
     def trials(self, numbers: set[int]) -> dict[int, str]:
         """Write the runs of these finished trials; returns {number: run id}."""
+        if not numbers:
+            return {}
         with self.lock():
             return self.projection.write(self.records(numbers))
 

@@ -36,7 +36,6 @@ from hpexp.data import Dataset
 from hpexp.nn import MLP, History, evaluate, save_model, train
 from hpexp.nn.batched import train_batched
 from hpexp.nn.io import ModelMetadata
-from hpexp.search.journal_file import append_trial_records
 from hpexp.search.repeats import summary
 from hpexp.search.reports import Reports
 from hpexp.search.space import TrialSetup, resolve
@@ -48,7 +47,6 @@ __all__ = [
     "ModelFiles",
     "Objective",
     "TrialDiverged",
-    "model_metadata",
     "trial_seed",
     "worker_id",
 ]
@@ -89,11 +87,10 @@ class ModelFiles:
         return p.with_suffix(".npz").is_file() and p.with_suffix(".json").is_file()
 
 
-def model_metadata(ds: Dataset, spec: StudySpec, number: int, values: dict[str, Any]) -> dict:
-    """What a saved trial model needs to predict from raw rows (`ModelMetadata`), and the
-    study, trial and hyperparameter values it came from."""
-    origin = {"study": spec.name, "trial": number, "params": dict(values)}
-    return ModelMetadata.of_dataset(ds, **origin).to_dict()
+def _with_origin(metadata: dict, spec: StudySpec, number: int, values: dict[str, Any]) -> dict:
+    """A trial model's metadata: what it needs to predict from raw rows (`metadata`, the
+    dataset's `ModelMetadata`), and the study, trial and hyperparameter values it came from."""
+    return {**metadata, "study": spec.name, "trial": number, "params": dict(values)}
 
 
 @dataclass
@@ -119,6 +116,7 @@ class Objective:
         self.spec, self.ds, self.models = spec, dataset, models
         self.stop = stop or StopRequest()
         self.reports = Reports()  # written behind the training
+        self.metadata = ModelMetadata.of_dataset(dataset).to_dict()  # the dataset's part, once
         dtype = spec.setting("dtype")
         # Convert once, not once per trial.
         self.data = {
@@ -192,9 +190,10 @@ class Objective:
                         configs=[setup.train for setup in setups],
                         chain=True,
                     )
-        finally:
+        except BaseException:
             with self.stop.shielded():
-                self.reports.flush()  # the learning curve is in the storage before the result
+                self.reports.flush()  # the learning curve is in the storage before the trial ends
+            raise
         runs = [_Run(*run) for run in zip(models, histories, setups, strict=True)]
         ended = [i for i, run in enumerate(runs) if run.history.stop_reason != "completed"]
         return runs[: ended[0] + 1] if ended else runs
@@ -217,10 +216,10 @@ class Objective:
             record["pruned_at"] = runs[0].history.iterations_run
         else:
             model = runs[0].model
-            model.metadata = model_metadata(self.ds, spec, trial.number, runs[0].setup.values)
+            model.metadata = _with_origin(self.metadata, spec, trial.number, runs[0].setup.values)
             save_model(model, self.models.path(trial.number))
             record["model"] = self.models.folder(trial.number).name
-        self._store(trial, record, runs, final)
+        self._store(record, runs, final)
         if pruned:
             raise optuna.TrialPruned(f"pruned at iteration {record['pruned_at']}")
         values = [final[o.metric] for o in spec.objectives]
@@ -236,23 +235,21 @@ class Objective:
             "seeds": [run.setup.model["seed"] for run in runs],
         }
 
-    @staticmethod
-    def _store(
-        trial: optuna.Trial, record: dict[str, Any], runs: list[_Run], final: dict[str, float]
-    ) -> None:
-        """How it ended, its final metrics, its learning curves: one write to a journal file."""
+    def _store(self, record: dict[str, Any], runs: list[_Run], final: dict[str, float]) -> None:
+        """How it ended, its final metrics, its learning curves, with the values it reported
+        to the pruner: one write to a journal file."""
         attrs: dict[str, Any] = {"record": record}
         if final:
             attrs["metrics"] = final
         if runs:
             attrs["curves"] = curves(runs[0].history)
-        append_trial_records(trial.study._storage, trial._trial_id, user_attrs=attrs)
+        self.reports.flush(user_attrs=attrs)
 
     def _rows(self, runs: list[_Run]) -> list[dict[str, float]]:
         """Each run's final validation and test metrics, plus size and training time."""
         rows = []
         for run in runs:
-            row = {
+            row = _validated_last(run.history) or {
                 f"val_{k}": v
                 for k, v in evaluate(run.model, self.data["X_val"], self.data["Y_val"]).items()
             }
@@ -281,7 +278,15 @@ class Objective:
     def _fail(self, trial: optuna.Trial, runs: list[_Run], reason: str) -> None:
         trial.set_user_attr("fail_reason", reason)
         if runs:
-            self._store(trial, self._record(runs), runs, {})
+            self._store(self._record(runs), runs, {})
+
+
+def _validated_last(history: History) -> dict[str, float]:
+    """The validation metrics of the network as training left it, when its last evaluation
+    came after its last update (it does, unless it diverged); else {}."""
+    if not history.eval_steps or history.eval_steps[-1] != history.iterations_run:
+        return {}
+    return {k: v for k, v in history.last().items() if k.startswith("val_")}
 
 
 def curves(history: History) -> Curves:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import queue
 import threading
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -72,7 +73,13 @@ class Reports:
             )
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if t.number not in self._copied:
-                self._view.add_trial(t)
+                # what these pruners read: state, values, intermediate values (not the
+                # trial's records, which Optuna would deep-copy)
+                self._view.add_trial(
+                    optuna.trial.create_trial(
+                        state=t.state, values=t.values, intermediate_values=t.intermediate_values
+                    )
+                )
                 self._copied.add(t.number)
 
     def report(self, step: int, value: float) -> None:
@@ -99,15 +106,20 @@ class Reports:
         trial.system_attrs = storage.get_trial_system_attrs(trial._trial_id)  # pruners' marks
         return bool(self._study.pruner.prune(self._study, trial))
 
-    def flush(self) -> None:
-        """Wait until every report is in the storage; raise the error of a write that failed."""
-        if self._batch and self._study is not None and self._trial is not None:
-            batch, self._batch = self._batch, {}
-            append_trial_records(self._study._storage, self._trial._trial_id, values=batch)
+    def flush(self, user_attrs: dict[str, Any] | None = None) -> None:
+        """Wait until every report is in the storage, and write the trial's `user_attrs` (on a
+        journal file, in the same append as the last reports); raise the error of a write
+        that failed."""
         self._queue.join()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+        values = self._batch or {}
+        if self._batch is not None:
+            self._batch = {}
+        if (values or user_attrs) and self._study is not None and self._trial is not None:
+            storage, trial_id = self._study._storage, self._trial._trial_id
+            append_trial_records(storage, trial_id, values=values, user_attrs=user_attrs)
 
     def _write(self) -> None:
         while True:

@@ -80,6 +80,31 @@ def test_a_journal_gets_the_curve_in_one_append(tmp_path: Path) -> None:
     )
 
 
+def test_the_curve_and_the_trials_records_go_in_one_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "optuna.journal"
+    study = optuna.create_study(storage=journal_storage(path))
+    trial = study.ask()
+    reports = Reports()
+    reports.start(trial)
+    for step, value in enumerate(LATE):
+        reports.report(step, value)
+    appends, real = [], TrialSyncedJournal.append_logs
+
+    def append_logs(self: TrialSyncedJournal, logs: list) -> None:
+        appends.append(len(logs))
+        real(self, logs)
+
+    monkeypatch.setattr(TrialSyncedJournal, "append_logs", append_logs)
+    attrs = {"record": {"stop_reason": "completed"}, "metrics": {"val": 0.5}}
+    reports.flush(user_attrs=attrs)
+    assert appends == [len(LATE) + len(attrs)]
+    read = journal_storage(path).get_trial(trial._trial_id)
+    assert read.intermediate_values == dict(enumerate(LATE))
+    assert read.user_attrs == attrs
+
+
 def journal_storage(path: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(TrialSyncedJournal(str(path)))
 
