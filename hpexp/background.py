@@ -192,7 +192,12 @@ class _Writer:
     def trial(self, number: int) -> None:
         self.pending.add(number)
         self.mine.add(number)
-        if self.attempt(lambda: self.known.update(self.syncer.trials(self.pending))):
+
+        def write() -> None:  # the trials this process finished and has not written
+            unwritten = self.pending - self.known.keys()
+            self.known.update(self.syncer.trials(unwritten, unwritten=True))
+
+        if self.attempt(write):
             self.pending.clear()
 
     def close(self, status: str, detach: bool, reply: IO[str]) -> None:

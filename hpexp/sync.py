@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
+import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -140,6 +141,11 @@ class Syncer:
         self.projection = Projection(spec.tracking_uri, spec.experiment, spec.name)
         self._lock_file: Any = None
         self._lock_depth = 0
+        # The lock file counts its uses: the count this syncer left when it last used the lock
+        # without an error (None: never, or it failed), and whether the lock is still as it
+        # left it, nobody else having taken it since.
+        self._count_left: int | None = None
+        self._alone = False
 
     def open(self) -> str:
         """Reopen or create the study's run; remember its id in the study; save the view of
@@ -183,12 +189,18 @@ class Syncer:
         """The numbers of the study's finished trials."""
         return {t.number for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()}
 
-    def trials(self, numbers: set[int]) -> dict[int, str]:
-        """Write the runs of these finished trials; returns {number: run id}."""
+    def trials(self, numbers: set[int], unwritten: bool = False) -> dict[int, str]:
+        """Write the runs of these finished trials; returns {number: run id}. `unwritten`:
+        the caller finished these trials and has not written them, so they have no run unless
+        another process took the lock since this syncer last used it (a `hpexp sync`, say);
+        then MLflow is not searched for their runs."""
         if not numbers:
             return {}
         with self.lock():
-            return self.projection.write(self.records(numbers))
+            known: dict[int, list] | None = None
+            if unwritten and self._alone:
+                known = {n: [] for n in numbers}
+            return self.projection.write(self.records(numbers), known=known)
 
     def catch_up(self, deep: bool = False) -> SyncReport:
         """Bring every finished trial's run up to date, remove runs no finished trial owns.
@@ -254,26 +266,42 @@ class Syncer:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """The study's MLflow lock (an flock on the SQLite store's lock file, or on
-        `hpexp-models/<study>/.mlflow.lock`); it may be taken again inside itself."""
+        `hpexp-models/<study>/.mlflow.lock`); it may be taken again inside itself. The file
+        holds how often the lock was taken: each use counts one more when it ends."""
         if self._lock_depth == 0:
             path = self._lock_path()
             path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(path, "a")  # noqa: SIM115 (held across calls)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(f, fcntl.LOCK_EX)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                count = _lock_count(fd)
             except BaseException:
-                f.close()
+                os.close(fd)
                 raise
-            self._lock_file = f
+            self._lock_file, self._alone = fd, count == self._count_left
         self._lock_depth += 1
+        ok = False
         try:
             yield
+            ok = True
         finally:
             self._lock_depth -= 1
             if self._lock_depth == 0:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-                self._lock_file.close()
-                self._lock_file = None
+                fd, self._lock_file = self._lock_file, None
+                try:
+                    count = _lock_count(fd) + 1
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, str(count).encode(), 0)
+                    self._count_left = count if ok else None  # after an error: look again
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+
+
+def _lock_count(fd: int) -> int:
+    """How often the lock file `fd` was taken (0 for an empty file or one of another kind)."""
+    text = os.pread(fd, 32, 0).strip()
+    return int(text) if text.isdigit() else 0
 
 
 def finite(metrics: dict[str, float]) -> dict[str, float]:

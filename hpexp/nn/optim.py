@@ -105,19 +105,20 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.v = {k: np.zeros_like(p) for k, p in parameters.items()}
         self.s = {k: np.zeros_like(p) for k, p in parameters.items()}
-        self._step_size = self._epsilon_t = 0.0  # of the update under way, set by step
 
     def step(self, parameters: dict[str, Array], grads: dict[str, Array], lr: float) -> None:
         # W −= α v̂ / (√ŝ + ε) with v̂ = v / (1−β1^t), ŝ = s / (1−β2^t); the same step as
         # α √(1−β2^t)/(1−β1^t) · v / (√s + ε √(1−β2^t)), which needs no corrected copies of v, s.
         # The two scalars are the same for every parameter of this update.
-        t = self.t + 1
-        correction1, root_correction2 = 1 - self.beta1**t, math.sqrt(1 - self.beta2**t)
-        self._step_size = lr * root_correction2 / correction1
-        self._epsilon_t = self.epsilon * root_correction2
-        super().step(parameters, grads, lr)
+        self.t += 1
+        root_correction2 = math.sqrt(1 - self.beta2**self.t)
+        step_size = lr * root_correction2 / (1 - self.beta1**self.t)
+        epsilon_t = self.epsilon * root_correction2
+        for key, p in parameters.items():
+            self._adam(key, p, grads["d" + key], step_size, epsilon_t)
 
-    def _update(self, key: str, p: Array, g: Array, lr: float) -> None:
+    def _adam(self, key: str, p: Array, g: Array, step_size: float, epsilon_t: float) -> None:
+        """One parameter's update, given this update's corrected step size and ε."""
         v, s = self.v[key], self.s[key]
         v *= self.beta1
         v += (1 - self.beta1) * g  # v = β1 v + (1−β1) dW
@@ -126,9 +127,9 @@ class Adam(Optimizer):
         g *= 1 - self.beta2
         s += g  # s = β2 s + (1−β2) dW²
         np.sqrt(s, out=g)
-        g += self._epsilon_t
+        g += epsilon_t
         np.divide(v, g, out=g)
-        g *= self._step_size
+        g *= step_size
         p -= g  # W −= α v̂ / (√ŝ + ε)
 
 

@@ -63,6 +63,9 @@ CONTOUR_PARAMS = 4
 TOP = 10
 #: Bootstrap resamples of the importances (see `hpexp.report.effects`).
 RESAMPLES = 30
+#: Below this many completed trials the importances come without bootstrap intervals: the
+#: resamples of so few trials repeat the same handful, and their percentiles say little.
+MIN_RESAMPLED_TRIALS = 10
 
 _logger = logging.getLogger(__name__)
 
@@ -196,6 +199,8 @@ def build_report(
             f"(run more trials: hpexp run {result.name} ...)"
         )
     study = _in_memory(result.study)
+    if len(_complete(study)) < MIN_RESAMPLED_TRIALS:
+        resamples = 0
     offline = _offline(result)
     report = Report(result.name, result.spec.description, _facts(offline))
     effects = _attempt("importance", lambda: result.effects(resamples=resamples), report.left_out)
@@ -262,8 +267,7 @@ def _parts(
             "importance",
             "Hyperparameter importance",
             "Bars: importance on all completed trials (fANOVA and PED-ANOVA, each summing to "
-            f"1); whiskers: 95% interval over {resamples} bootstrap resamples of the trials. "
-            "Wide whiskers: the ranking owes much to which trials happened to run.",
+            f"1); {_whiskers(resamples)}",
             lambda: None if effects is None else fig.importances(effects, metric),
             0,
         ),
@@ -353,6 +357,19 @@ def _in_memory(study: optuna.Study) -> optuna.Study:
     ]
     copy.add_trials(kept)
     return copy
+
+
+def _whiskers(resamples: int) -> str:
+    """What the importance figure's whiskers show."""
+    if not resamples:
+        return (
+            f"no whiskers: intervals need {MIN_RESAMPLED_TRIALS} completed trials, and the "
+            "ranking of fewer owes much to which trials happened to run."
+        )
+    return (
+        f"whiskers: 95% interval over {resamples} bootstrap resamples of the trials. "
+        "Wide whiskers: the ranking owes much to which trials happened to run."
+    )
 
 
 def _complete(study: optuna.Study) -> list[FrozenTrial]:
@@ -463,9 +480,14 @@ def _tables(
             Table(
                 "importances",
                 "Importances",
-                f"importance on all completed trials; mean, low, high: over {resamples} "
-                "bootstrap resamples (low and high: 2.5 and 97.5 percentiles).",
-                effects.reset_index(),
+                "importance on all completed trials; "
+                + (
+                    f"mean, low, high: over {resamples} bootstrap resamples (low and high: "
+                    "2.5 and 97.5 percentiles)."
+                    if resamples
+                    else f"no intervals: they need {MIN_RESAMPLED_TRIALS} completed trials."
+                ),
+                effects.reset_index() if resamples else effects[["importance"]].reset_index(),
             )
         )
     for param in _params(result):

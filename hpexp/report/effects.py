@@ -48,15 +48,16 @@ def effects(
 
     Index (evaluator, param); columns `importance` (on all completed trials; each evaluator's
     sum to 1), and over the bootstrap resamples `mean`, `low` and `high` (2.5 and 97.5
-    percentiles; resamples whose trials all have one value are left out). Only completed
+    percentiles; resamples whose trials all have one value are left out; NaN with
+    `resamples=0`, which computes the importances alone). Only completed
     trials with a finite value count; a parameter counts when every one of them has it
     (per-layer units of layers some networks lack do not) and it took more than one value.
     Same study and seed, same table."""
     unknown = [e for e in evaluators if e not in EVALUATORS]
     if unknown:
         raise HpexpError(f"unknown evaluator {unknown[0]!r}; choose from {', '.join(EVALUATORS)}")
-    if resamples < 1:
-        raise HpexpError(f"resamples must be >= 1, got {resamples}")
+    if resamples < 0:
+        raise HpexpError(f"resamples must be >= 0 (0: no intervals), got {resamples}")
     sign = -1.0 if direction == "maximize" else 1.0  # PED-ANOVA looks for low values
     trials = _scored(study, lambda t: sign * value(t))
     params = _params(trials)
@@ -102,7 +103,7 @@ def _table(
         # a resample of trials that all have one value has no variance to share out: left out
         found = [importances([trials[i] for i in s]) for s in samples]
         boot = np.array([b for b in found if b is not None] or [[np.nan] * len(params)])
-        low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+        low, high = np.percentile(boot, [2.5, 97.5], axis=0)  # NaN without resamples
         for k, p in enumerate(params):
             rows.append((name, p, point[k], boot[:, k].mean(), low[k], high[k]))
     table = pd.DataFrame(rows, columns=["evaluator", "param", "importance", "mean", "low", "high"])

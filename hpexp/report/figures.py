@@ -92,13 +92,26 @@ def pareto_front(study: optuna.Study, names: list[str]) -> go.Figure:
 def importances(table: pd.DataFrame, metric: str) -> go.Figure:
     """`effects()`'s table as horizontal bars: per evaluator, each parameter's importance on
     all completed trials, with the 2.5-97.5 percentiles of its bootstrap resamples as
-    whiskers. Parameters in the first evaluator's order, most important on top."""
+    whiskers (none when the table has no resamples). Parameters in the first evaluator's
+    order, most important on top."""
     evaluators = list(dict.fromkeys(table.index.get_level_values("evaluator")))
     order = list(table.loc[evaluators[0]].index)[::-1]  # plotly draws the first row lowest
     fig = go.Figure()
     for name in evaluators:
         rows = table.loc[name].reindex(order)
         point = rows["importance"].to_numpy(dtype=float)
+        low, high = (rows[c].to_numpy(dtype=float) for c in ("low", "high"))
+        if np.isnan(low).all():  # importances without resamples: bars alone
+            fig.add_trace(
+                go.Bar(
+                    name=name,
+                    x=point,
+                    y=order,
+                    orientation="h",
+                    hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>",
+                )
+            )
+            continue
         fig.add_trace(
             go.Bar(
                 name=name,
@@ -108,11 +121,11 @@ def importances(table: pd.DataFrame, metric: str) -> go.Figure:
                 error_x={
                     "type": "data",
                     "symmetric": False,
-                    "array": np.clip(rows["high"].to_numpy(dtype=float) - point, 0, None),
-                    "arrayminus": np.clip(point - rows["low"].to_numpy(dtype=float), 0, None),
+                    "array": np.clip(high - point, 0, None),
+                    "arrayminus": np.clip(point - low, 0, None),
                     "thickness": 1.5,
                 },
-                customdata=rows[["low", "high"]].to_numpy(dtype=float),
+                customdata=np.column_stack([low, high]),
                 hovertemplate="%{y}: %{x:.3f} (95% interval %{customdata[0]:.3f}"
                 "-%{customdata[1]:.3f})<extra>" + name + "</extra>",
             )

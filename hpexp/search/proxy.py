@@ -39,14 +39,17 @@ def serve_storage(url: str, host: str = "127.0.0.1", port: int = 13000) -> None:
         flush=True,
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    previous = signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C and SIGTERM stop it, even where it was started with SIGINT ignored (a shell's
+    # background job, a supervisor).
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         optuna.storages.run_grpc_proxy_server(storage, host=host, port=port)
     except KeyboardInterrupt:
         print("Optuna storage proxy stopped", file=sys.stderr, flush=True)
         raise  # the command exits 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -119,11 +119,18 @@ def test_parameters_some_trials_lack_are_left_out() -> None:
     assert sorted(got.loc["ped_anova"].index) == ["hidden_layers", "hidden_units_1"]
 
 
+@pytest.mark.slow
+def test_no_resamples_give_the_importances_alone(table: pd.DataFrame) -> None:
+    alone = effects(make_study(), accuracy, "maximize", resamples=0, seed=3)
+    assert alone["importance"].equals(table["importance"])
+    assert alone[["mean", "low", "high"]].isna().all().all()
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(hpexp.HpexpError, match="unknown evaluator 'shap'"):
         effects(make_study(), accuracy, "maximize", evaluators=["shap"])
-    with pytest.raises(hpexp.HpexpError, match="resamples"):
-        effects(make_study(), accuracy, "maximize", resamples=0)
+    with pytest.raises(hpexp.HpexpError, match="resamples must be >= 0"):
+        effects(make_study(), accuracy, "maximize", resamples=-1)
     with pytest.raises(hpexp.HpexpError, match="3 completed trials"):
         effects(make_study(n=2), accuracy, "maximize")
 

@@ -23,7 +23,7 @@ import hpexp
 from hpexp import StudyResult
 from hpexp.cli import main
 from hpexp.errors import HpexpError
-from hpexp.report.document import build_report, write_report
+from hpexp.report.document import MIN_RESAMPLED_TRIALS, build_report, write_report
 from hpexp.report.figures import MISSING, learning_curves, legend_groups
 from hpexp.search.objective import ModelFiles
 
@@ -240,6 +240,24 @@ def test_too_few_trials_leave_parts_out_and_say_so(tmp_path: Path) -> None:
     md = report.markdown()
     assert "Left out: importance: importances need 3 completed trials" in md
     assert "## Importances" not in md
+
+
+def test_importances_of_few_trials_come_without_intervals(tmp_path: Path) -> None:
+    """Below MIN_RESAMPLED_TRIALS completed trials: bars without whiskers, no resampling, and
+    the captions say why; from there on, whiskers from the resamples."""
+    few = build_report(as_result(tmp_path, n=MIN_RESAMPLED_TRIALS - 1), resamples=4)
+    figure = next(f for f in few.figures if f.key == "importance")
+    assert all(bar.error_x.array is None for bar in figure.figure.data)
+    assert f"no whiskers: intervals need {MIN_RESAMPLED_TRIALS} completed trials" in figure.caption
+    table = next(t for t in few.tables if t.key == "importances")
+    assert list(table.frame.columns) == ["evaluator", "param", "importance"]
+    assert "no intervals" in table.caption
+    enough = build_report(as_result(tmp_path, n=MIN_RESAMPLED_TRIALS), resamples=4)
+    figure = next(f for f in enough.figures if f.key == "importance")
+    assert all(len(bar.error_x.array) == len(bar.x) for bar in figure.figure.data)
+    assert "over 4 bootstrap resamples" in figure.caption
+    table = next(t for t in enough.tables if t.key == "importances")
+    assert table.frame[["mean", "low", "high"]].notna().all().all()
 
 
 def test_refused_color_by_and_empty_study(tmp_path: Path) -> None:
