@@ -127,30 +127,33 @@ def test_two_of_four_workers_killed_mid_trial(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_stopped_pool_stops_every_worker_and_resumes(tmp_path: Path, sig) -> None:
+def test_a_stopped_pool_stops_every_worker_and_resumes(tmp_path: Path) -> None:
+    """Ctrl-C, then SIGTERM on the resumed run: each stops every worker, exits 128 + its
+    number with one resume hint, and leaves nothing RUNNING; the third run ends the study."""
     empty_mlflow_store(tmp_path)
-    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 4}))
-    proc = start_hpexp("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path)
-    wait_until(lambda: len(worker_pids(tmp_path)) == 2, what="2 workers")
-    wait_until(
-        lambda: (
-            (tmp_path / "optuna.journal").exists()
-            and any(t.state.is_finished() for t in journal_study(tmp_path, "longer").trials)
-        ),
-        what="a finished trial",
-    )
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
-    assert proc.returncode == 128 + sig, err  # 130 for Ctrl-C, 143 for SIGTERM
-    assert out.count("interrupted: run the same command again") == 1, out  # not once a worker
-    assert worker_pids(tmp_path) == []
-    study = journal_study(tmp_path, "longer")
-    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
-    wait_for_writers(tmp_path)
+    path = write_study(tmp_path, dict(LONGER, budget={"n_trials": 6}))
+    for finished, sig in enumerate((signal.SIGINT, signal.SIGTERM), start=1):
+        proc = start_hpexp("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path)
+        wait_until(lambda: len(worker_pids(tmp_path)) == 2, what="2 workers")
+        wait_until(
+            lambda n=finished: (  # type: ignore[misc]
+                (tmp_path / "optuna.journal").exists()
+                and sum(t.state.is_finished() for t in journal_study(tmp_path, "longer").trials)
+                >= n
+            ),
+            what=f"{finished} finished trial(s)",
+        )
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=HPEXP_TIMEOUT)
+        assert proc.returncode == 128 + sig, err  # 130 for Ctrl-C, 143 for SIGTERM
+        assert out.count("interrupted: run the same command again") == 1, out  # not per worker
+        assert worker_pids(tmp_path) == []
+        study = journal_study(tmp_path, "longer")
+        assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+        wait_for_writers(tmp_path)
     again = hpexp_cmd("run", str(path), "--workers", "2", "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert_whole(tmp_path, "longer", 4)
+    assert_whole(tmp_path, "longer", 6)
 
 
 def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
