@@ -146,6 +146,7 @@ class Syncer:
         # left it, nobody else having taken it since.
         self._count_left: int | None = None
         self._alone = False
+        self._lock_failed = False  # an error inside the lock, even one caught inside it
 
     def open(self) -> str:
         """Reopen or create the study's run; remember its id in the study; save the view of
@@ -280,10 +281,11 @@ class Syncer:
                 raise
             self._lock_file, self._alone = fd, count == self._count_left
         self._lock_depth += 1
-        ok = False
         try:
             yield
-            ok = True
+        except BaseException:
+            self._lock_failed = True
+            raise
         finally:
             self._lock_depth -= 1
             if self._lock_depth == 0:
@@ -292,7 +294,9 @@ class Syncer:
                     count = _lock_count(fd) + 1
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, str(count).encode(), 0)
-                    self._count_left = count if ok else None  # after an error: look again
+                    # after an error (a write cut short?) the next write looks again
+                    self._count_left = None if self._lock_failed else count
+                    self._lock_failed = False
                 finally:
                     fcntl.flock(fd, fcntl.LOCK_UN)
                     os.close(fd)

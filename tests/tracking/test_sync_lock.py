@@ -4,6 +4,7 @@ uses, so the writer searches MLflow only then (or after a write of its own faile
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,11 @@ def test_searches_again_after_a_failed_write(syncers: tuple[Syncer, Syncer, list
     assert searches == [0]
     mine.trials({1}, unwritten=True)
     assert searches == [0]
+    # an error caught inside the lock counts too
+    with mine.lock(), contextlib.suppress(RuntimeError), mine.lock():
+        raise RuntimeError("MLflow went away mid-write")
+    mine.trials({2}, unwritten=True)
+    assert searches == [0, 2]
 
 
 def test_without_the_promise_it_always_searches(
