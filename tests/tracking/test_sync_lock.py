@@ -5,6 +5,7 @@ uses, so the writer searches MLflow only then (or after a write of its own faile
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ def syncers(studydir: Path) -> tuple[Syncer, Syncer, list[int]]:
     first opened, and a count of the first's searches for trial runs."""
     doc = tiny(budget={"n_trials": 4})
     study = searched(doc)
-    spec = load_spec(doc)
+    # an absolute MLflow URI, as `hpexp` makes it: MLflow keeps one store per URI string per
+    # process, and "sqlite:///mlflow.db" would stay this folder's for later tests
+    spec = dataclasses.replace(load_spec(doc), tracking_uri=f"sqlite:///{studydir / 'mlflow.db'}")
     models = ModelFiles(models_root(spec.storage) / spec.name)
     mine, other = (_syncer(spec, study, models)[0] for _ in range(2))
     mine.open()

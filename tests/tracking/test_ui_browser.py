@@ -167,7 +167,6 @@ STUDY = {
     "budget": {"n_trials": 3},
 }
 TRIALS = ("trial-0000", "trial-0001", "trial-0002")
-TRACKING_URI = "sqlite:///mlflow.db"
 
 
 @pytest.fixture
@@ -198,7 +197,9 @@ def test_mlflow_ui_shows_the_study(
 
     monkeypatch.chdir(tmp_path)
     result = hpexp.run_study(STUDY, progress=False, verbose=False, wait_for_mlflow=True)
-    client = mlflow.tracking.MlflowClient(TRACKING_URI)
+    # absolute: MLflow keeps one store per URI string per process, whatever the working folder
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.tracking.MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("uitest")
     assert experiment is not None
     eid = experiment.experiment_id
@@ -208,7 +209,7 @@ def test_mlflow_ui_shows_the_study(
     accuracy = {r.info.run_name: r.data.metrics["val_accuracy"] for r in trials}
     best, worst = max(accuracy, key=accuracy.__getitem__), min(accuracy, key=accuracy.__getitem__)
 
-    with mlflow_ui(TRACKING_URI, tmp_path / "mlflow-server.log") as url:
+    with mlflow_ui(tracking_uri, tmp_path / "mlflow-server.log") as url:
         # The link `hpexp run` prints: the trials, best first, objective and params as columns.
         link = result.ui_url(port=int(url.rsplit(":", 1)[1]))
         assert "viewStateShareKey=hpexp-uitest" in link
