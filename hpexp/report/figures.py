@@ -101,35 +101,23 @@ def importances(table: pd.DataFrame, metric: str) -> go.Figure:
         rows = table.loc[name].reindex(order)
         point = rows["importance"].to_numpy(dtype=float)
         low, high = (rows[c].to_numpy(dtype=float) for c in ("low", "high"))
+        bar = go.Bar(name=name, x=point, y=order, orientation="h")
         if np.isnan(low).all():  # importances without resamples: bars alone
-            fig.add_trace(
-                go.Bar(
-                    name=name,
-                    x=point,
-                    y=order,
-                    orientation="h",
-                    hovertemplate="%{y}: %{x:.3f}<extra>" + name + "</extra>",
-                )
+            bar.hovertemplate = "%{y}: %{x:.3f}<extra>" + name + "</extra>"
+        else:
+            bar.error_x = {
+                "type": "data",
+                "symmetric": False,
+                "array": np.clip(high - point, 0, None),
+                "arrayminus": np.clip(point - low, 0, None),
+                "thickness": 1.5,
+            }
+            bar.customdata = np.column_stack([low, high])
+            bar.hovertemplate = (
+                "%{y}: %{x:.3f} (95% interval %{customdata[0]:.3f}-%{customdata[1]:.3f})"
+                "<extra>" + name + "</extra>"
             )
-            continue
-        fig.add_trace(
-            go.Bar(
-                name=name,
-                x=point,
-                y=order,
-                orientation="h",
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": np.clip(high - point, 0, None),
-                    "arrayminus": np.clip(point - low, 0, None),
-                    "thickness": 1.5,
-                },
-                customdata=np.column_stack([low, high]),
-                hovertemplate="%{y}: %{x:.3f} (95% interval %{customdata[0]:.3f}"
-                "-%{customdata[1]:.3f})<extra>" + name + "</extra>",
-            )
-        )
+        fig.add_trace(bar)
     fig.update_layout(
         barmode="group",
         xaxis_title=f"importance for {metric} (sums to 1 per evaluator)",
