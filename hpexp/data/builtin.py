@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hpexp.data.cache import cached_arrays, package_version
 from hpexp.data.dataset import Dataset
 from hpexp.data.mnist1d_cache import load_mnist1d_arrays
 from hpexp.data.options import (
@@ -99,17 +100,16 @@ def _planar(seed: int, *, n_samples: int = 400, noise: float = 0.2) -> Source:
 
 @_register("moons", "binary", "two interleaving half circles (sklearn make_moons)")
 def _moons(seed: int, *, n_samples: int = 400, noise: float = 0.2) -> Source:
-    from sklearn.datasets import make_moons
-
-    X, y = make_moons(
+    arrays = _sklearn(
+        "make_moons",
         n_samples=as_int(n_samples, "n_samples", _where("moons"), minimum=2),
         noise=as_float(noise, "noise", _where("moons"), minimum=0.0),
         random_state=seed,
     )
     return _source(
         "moons",
-        X,
-        y,
+        arrays["X"],
+        arrays["y"],
         task="binary",
         class_names=("0", "1"),
         feature_names=("x0", "x1"),
@@ -119,10 +119,9 @@ def _moons(seed: int, *, n_samples: int = 400, noise: float = 0.2) -> Source:
 
 @_register("circles", "binary", "a circle inside a circle (sklearn make_circles)")
 def _circles(seed: int, *, n_samples: int = 400, noise: float = 0.1, factor: float = 0.5) -> Source:
-    from sklearn.datasets import make_circles
-
     where = _where("circles")
-    X, y = make_circles(
+    arrays = _sklearn(
+        "make_circles",
         n_samples=as_int(n_samples, "n_samples", where, minimum=2),
         noise=as_float(noise, "noise", where, minimum=0.0),
         factor=as_float(factor, "factor", where, minimum=0.0, maximum=1.0, exclusive_maximum=True),
@@ -130,8 +129,8 @@ def _circles(seed: int, *, n_samples: int = 400, noise: float = 0.1, factor: flo
     )
     return _source(
         "circles",
-        X,
-        y,
+        arrays["X"],
+        arrays["y"],
         task="binary",
         class_names=("0", "1"),
         feature_names=("x0", "x1"),
@@ -174,11 +173,10 @@ def _friedman(
     seed: int, *, n_samples: int = 1000, noise: float = 1.0, n_features: int = 10
 ) -> Source:
     """y = 10 sin(pi x0 x1) + 20 (x2 - 0.5)^2 + 10 x3 + 5 x4 + noise; x5.. are irrelevant."""
-    from sklearn.datasets import make_friedman1
-
     where = _where("friedman")
     n_x = as_int(n_features, "n_features", where, minimum=5)
-    X, y = make_friedman1(
+    arrays = _sklearn(
+        "make_friedman1",
         n_samples=as_int(n_samples, "n_samples", where, minimum=2),
         n_features=n_x,
         noise=as_float(noise, "noise", where, minimum=0.0),
@@ -186,8 +184,8 @@ def _friedman(
     )
     return _source(
         "friedman",
-        X,
-        y,
+        arrays["X"],
+        arrays["y"],
         task="regression",
         feature_names=tuple(f"x{i}" for i in range(n_x)),
         target_name="y",
@@ -198,21 +196,37 @@ def _friedman(
 # shipped with scikit-learn
 
 
-def _sklearn_source(name: str, loader_name: str, task: str, target_name: str) -> Source:
-    from sklearn import datasets
+def _sklearn(function: str, **kwargs: Any) -> dict[str, np.ndarray]:
+    """What ``sklearn.datasets.<function>(**kwargs)`` returns, as arrays: X and y, and a
+    loader's target_names and feature_names. Cached per scikit-learn version (`hpexp.data.cache`):
+    importing scikit-learn would cost every process that loads the dataset a second or two."""
 
+    def make() -> dict[str, np.ndarray]:
+        from sklearn import datasets
+
+        out = getattr(datasets, function)(**kwargs)
+        if isinstance(out, tuple):  # a generator: (X, y)
+            return {"X": out[0], "y": out[1]}
+        names = {k: np.asarray(out[k]) for k in ("target_names", "feature_names") if k in out}
+        return {"X": out.data, "y": out.target, **names}
+
+    key = {"function": function, "kwargs": kwargs, "scikit-learn": package_version("scikit-learn")}
+    return cached_arrays(f"sklearn-{function}", key, make)
+
+
+def _sklearn_source(name: str, loader_name: str, task: str, target_name: str) -> Source:
     kwargs = {"scaled": False} if loader_name == "load_diabetes" else {}
-    bunch = getattr(datasets, loader_name)(**kwargs)
+    arrays = _sklearn(loader_name, **kwargs)
     class_names = None
     if task != "regression":
-        class_names = tuple(str(c) for c in np.asarray(bunch.target_names).tolist())
+        class_names = tuple(str(c) for c in arrays["target_names"].tolist())
     return _source(
         name,
-        np.asarray(bunch.data, dtype=np.float64),
-        np.asarray(bunch.target),
+        np.asarray(arrays["X"], dtype=np.float64),
+        arrays["y"],
         task=task,
         class_names=class_names,
-        feature_names=tuple(str(f) for f in bunch.feature_names),
+        feature_names=tuple(str(f) for f in arrays["feature_names"].tolist()),
         target_name=target_name,
         source=f"sklearn.datasets.{loader_name}",
     )

@@ -7,6 +7,7 @@ predictions out) and `hpexp.study.input_example` (raw rows for MLflow).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from hpexp.data.cache import cached_arrays, package_version
 from hpexp.data.dataset import TASKS, Array, Dataset
 from hpexp.data.options import SPLIT_DEFAULTS, SplitOptions, split_options
 from hpexp.errors import DataError
@@ -453,7 +455,44 @@ def _split_indices(
     seed: int,
     where: str,
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Seeded (and, given class codes, stratified) train / val / test row indices."""
+    """Seeded (and, given class codes, stratified) train / val / test row indices, from
+    scikit-learn's `train_test_split`; cached per scikit-learn version (`hpexp.data.cache`), as
+    importing it would cost every process that loads the dataset a second or two."""
+    key = {
+        "m": m,
+        "codes": None
+        if codes is None
+        else hashlib.sha256(codes.astype(np.int64).tobytes()).hexdigest(),
+        "n_val": n_val,
+        "n_test": n_test,
+        "seed": seed,
+        "scikit-learn": package_version("scikit-learn"),
+    }
+
+    def a_partition(rows: dict[str, np.ndarray]) -> bool:
+        """Whether a cache file holds a partition of the m rows, of the expected sizes."""
+        parts = [rows.get(k, np.empty(0)) for k in ("train", "val", "test")]
+        sizes_ok = [len(p) for p in parts] == [m - n_val - n_test, n_val, n_test]
+        if not sizes_ok or any(p.dtype.kind != "i" for p in parts):
+            return False
+        return bool(np.array_equal(np.sort(np.concatenate(parts)), np.arange(m)))
+
+    def split() -> dict[str, np.ndarray]:
+        train, val, test = _sklearn_split(m, codes, n_val, n_test, seed, where)
+        return {"train": train, "val": val, "test": test}
+
+    rows = cached_arrays("split", key, split, a_partition)
+    return rows["train"], rows["val"], rows["test"]
+
+
+def _sklearn_split(
+    m: int,
+    codes: npt.NDArray[np.intp] | None,
+    n_val: int,
+    n_test: int,
+    seed: int,
+    where: str,
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     from sklearn.model_selection import train_test_split
 
     index = np.arange(m)
