@@ -69,6 +69,8 @@ __all__ = ["check_study", "load_study", "report_study", "run_study", "sync_study
 #: The study run's artifacts: [(file or folder, artifact path)], metrics, tags, and what the
 #: notes on the experiment and the study's run say.
 Artifacts = tuple[list[tuple[Path, str | None]], dict[str, float], dict[str, str], "Summary"]
+#: The study run's tag naming its best trial, logged after the artifacts (the best model's).
+BEST_TRIAL_TAG = "hpexp.best_trial"
 
 
 def run_study(
@@ -656,7 +658,9 @@ def _syncer(
     def artifacts(out: Path) -> Artifacts:
         runs = syncer.projection.trial_runs()
         ids = {n: found[0].info.run_id for n, found in runs.items()}
-        return study_artifacts(StudyResult(spec, study, models, ids), frame, out, ids)
+        held = syncer.projection.study_tag_with(BEST_TRIAL_TAG, f"{MODEL_ARTIFACT}/MLmodel")
+        result = StudyResult(spec, study, models, ids)
+        return study_artifacts(result, frame, out, ids, model_of=held)
 
     return syncer, artifacts
 
@@ -666,18 +670,23 @@ def _parent_incomplete(syncer: Syncer) -> bool:
     from hpexp.report.document import HTML_NAME
 
     run = syncer.projection._get(syncer.projection.parent_run_id)
-    if run is None or run.info.status == "RUNNING" or "hpexp.best_trial" not in run.data.tags:
+    if run is None or run.info.status == "RUNNING" or BEST_TRIAL_TAG not in run.data.tags:
         return True
     return not syncer.projection.has_artifact(run.info.run_id, HTML_NAME)
 
 
 def study_artifacts(
-    result: StudyResult, example: pd.DataFrame | None, out: Path, run_ids: dict[int, str]
+    result: StudyResult,
+    example: pd.DataFrame | None,
+    out: Path,
+    run_ids: dict[int, str],
+    model_of: str | None = None,
 ) -> Artifacts:
     """Write the study run's artifacts under `out` (trials table, plots, the report beside the
     study's networks, best model as .npz and as a pyfunc model); return [(path, artifact
     folder)], metrics (the study's summary, as `study/...`: a section of their own in MLflow's
-    charts), tags and the notes' summary."""
+    charts), tags and the notes' summary. `model_of`: the trial whose pyfunc model the study's
+    run already holds (its best trial tag), which is not written again (about 2 s)."""
     from hpexp.nn import save_model
     from hpexp.report.plots import save_study_plots
     from hpexp.sync import study_summary
@@ -699,7 +708,7 @@ def study_artifacts(
         model = result.best_model()
         save_model(model, out / "best_model" / "model")
         artifacts.append((out / "best_model", "best_model"))
-        if example is not None:
+        if example is not None and str(best.number) != model_of:
             from hpexp.tracking.pyfunc import save_pyfunc_model
 
             save_pyfunc_model(model, out / MODEL_ARTIFACT, example)
@@ -710,7 +719,7 @@ def study_artifacts(
             if np.isfinite(v) and (k.startswith(("val_", "test_")) or k == "n_params")
         }
         metrics |= {f"study/best_{k}": v for k, v in best_metrics.items()}
-        tags = {"hpexp.best_trial": str(best.number)}
+        tags = {BEST_TRIAL_TAG: str(best.number)}
         if best.number in run_ids:
             tags["hpexp.best_run_id"] = run_ids[best.number]
     run_id = run_ids.get(best.number) if best is not None else None

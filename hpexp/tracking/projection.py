@@ -222,17 +222,27 @@ class Projection:
         tags: Mapping[str, str] = {},
         artifacts: Iterable[tuple[Path, str | None]] = (),
     ) -> None:
-        """Log the study's summary metrics and artifacts (file or folder, artifact path) and end
-        the parent run with `status` (FINISHED, KILLED or FAILED)."""
+        """Log the study's artifacts (file or folder, artifact path), then its summary metrics
+        and `tags` (so a tag says its artifacts are all there), and end the parent run with
+        `status` (FINISHED, KILLED or FAILED)."""
         run_id = self.parent_run_id
-        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
-        self._log(run_id, metrics=finite, tags=tags)
         for path, artifact_path in artifacts:
             if path.is_dir():
                 self.client.log_artifacts(run_id, str(path), artifact_path)
             else:
                 self.client.log_artifact(run_id, str(path), artifact_path)
+        finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
+        self._log(run_id, metrics=finite, tags=tags)
         self.client.set_terminated(run_id, status)
+
+    def study_tag_with(self, tag: str, artifact: str) -> str | None:
+        """The study run's `tag` (logged after its artifacts: see `close_study`), when the run
+        also has `artifact` (a path in it); else None."""
+        run = self._get(self.parent_run_id)
+        value = run.data.tags.get(tag) if run is not None else None
+        if value is None or not self.has_artifact(self.parent_run_id, artifact):
+            return None
+        return value
 
     # -- what the UI opens on ---------------------------------------------------------------
 
