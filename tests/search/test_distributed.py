@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -173,6 +174,12 @@ def test_a_dead_worker_is_found_by_its_heartbeat_and_its_trial_re_run(
     assert_whole(url, name, 4, env, tmp_path)
 
 
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_workers_through_the_grpc_storage_proxy(
     services: svc.Services, database: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -181,6 +188,11 @@ def test_workers_through_the_grpc_storage_proxy(
     proxy = hpexp("storage-proxy", "--storage", url, "--port", str(port), cwd=tmp_path, env=env)
     try:
         grpc = f"grpc://127.0.0.1:{port}"
+        # As a user would: workers are started once the proxy listens (on 2 busy cores its
+        # start can take longer than the 5 s a worker waits for it).
+        wait_until(lambda: proxy.poll() is not None or port_open(port), limit=HPEXP_TIMEOUT,
+                   what="the proxy to listen")  # fmt: skip
+        assert proxy.poll() is None, proxy.communicate()[1]
         name = "rpc" + uuid.uuid4().hex[:8]
         path = write_study(tmp_path, tiny(name=name, budget={"n_trials": 6}))
         args = ("worker", str(path), "--storage", grpc, "--tracking-uri", services.tracking_uri)
