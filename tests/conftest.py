@@ -98,6 +98,13 @@ def free_ports(n: int) -> list[int]:
             sock.close()
 
 
+def listens(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port` now."""
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def require_postgres() -> None:
     """Skip unless PostgreSQL's server programs are installed; under HPEXP_REQUIRE_POSTGRES=1
     (as in CI) fail instead."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 
 from hpexp.search.states import counts_against_budget
 
-from .conftest import empty_mlflow_store, free_ports
+from .conftest import empty_mlflow_store, free_ports, listens
 from .search.conftest import (
     HPEXP_TIMEOUT,
     hpexp_env,
@@ -183,12 +182,6 @@ def answers(port: int) -> bool:
             return reply.status == 200
     except OSError:
         return False
-
-
-def listens(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from hpexp import check_study
 from hpexp import services as svc
 from hpexp.search.factories import make_storage
 from hpexp.search.states import counts_against_budget, retry_of, trial_status
-from tests.conftest import free_ports
+from tests.conftest import free_ports, listens
 
 from .conftest import (
     HPEXP_TIMEOUT,
@@ -174,12 +173,6 @@ def test_a_dead_worker_is_found_by_its_heartbeat_and_its_trial_re_run(
     assert_whole(url, name, 4, env, tmp_path)
 
 
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def test_workers_through_the_grpc_storage_proxy(
     services: svc.Services, database: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -190,7 +183,7 @@ def test_workers_through_the_grpc_storage_proxy(
         grpc = f"grpc://127.0.0.1:{port}"
         # As a user would: workers are started once the proxy listens (on 2 busy cores its
         # start can take longer than the 5 s a worker waits for it).
-        wait_until(lambda: proxy.poll() is not None or port_open(port), limit=HPEXP_TIMEOUT,
+        wait_until(lambda: proxy.poll() is not None or listens(port), limit=HPEXP_TIMEOUT,
                    what="the proxy to listen")  # fmt: skip
         assert proxy.poll() is None, proxy.communicate()[1]
         name = "rpc" + uuid.uuid4().hex[:8]
