@@ -23,7 +23,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hpexp.errors import DataError, HpexpError
 
@@ -105,7 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hpexp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_study_commands(sub)
+    _add_result_commands(sub)
+    _add_store_commands(sub)
+    return parser
 
+
+def _add_study_commands(sub: Any) -> None:
+    """run, worker, storage-proxy: commands that train a study's trials or serve its storage."""
     run = sub.add_parser("run", help="run or resume a study from a YAML file")
     _study_run(run)
     run.add_argument(
@@ -151,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     proxy.add_argument("--port", type=int, default=13000, help="port (default 13000)")
 
+
+def _add_result_commands(sub: Any) -> None:
+    """list, show, best, reproduce, reevaluate, report: commands that read a study's results."""
     ls = sub.add_parser("list", help="list the studies in the storage")
     _places(ls)
 
@@ -212,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _places(report)
 
+
+def _add_store_commands(sub: Any) -> None:
+    """sync, check, ui, predict, datasets, services: the stores, saved models and servers."""
     sync = sub.add_parser(
         "sync", help="rebuild what MLflow is missing or has wrong from the Optuna storage"
     )
@@ -250,7 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument(
             "--root", help="their folder: data, logs, password file (default ./hpexp-services)"
         )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

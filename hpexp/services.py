@@ -105,6 +105,30 @@ def up(
     """Start PostgreSQL and the MLflow server under `root`, or find them running (then the ports
     asked for are ignored). The first call creates the cluster, the password and `pgpass`."""
     root = _root(root)
+    _check_ports(pg_port, mlflow_port)
+    bins = find_postgres()
+    account = _account()
+    if not root.exists():
+        root.mkdir(parents=True)
+        (root / ".gitignore").write_text(GITIGNORE)  # never commit the password by mistake
+    with _locked(root):
+        version = _read(root / "postgres" / "data" / "PG_VERSION")
+        if version:
+            bins = find_postgres(version)
+            _check_pgpass(root)
+        running_pg = _pg_running(root / "postgres" / "data")
+        mlflow_pid = _mlflow_pid(root)
+        if running_pg is None:
+            _check_port(pg_port, "--pg-port")
+        if mlflow_pid is None:
+            _check_port(mlflow_port, "--mlflow-port")
+        port = running_pg[1] if running_pg else pg_port
+        version = _postgres_up(root, bins, account, port, version, running=running_pg is not None)
+        web_port = _mlflow_up(root, port, mlflow_port, mlflow_pid)
+        return _services(root, version, port, web_port)
+
+
+def _check_ports(pg_port: int, mlflow_port: int) -> None:
     for port, option in ((pg_port, "--pg-port"), (mlflow_port, "--mlflow-port")):
         if not 0 < port < 65536:
             raise ServiceError(f"{option} {port} is not a port; choose one in 1024-65535")
@@ -112,58 +136,59 @@ def up(
         raise ServiceError(
             f"PostgreSQL and MLflow cannot share port {pg_port}; change --mlflow-port"
         )
-    bins = find_postgres()
-    account = _account()
-    if not root.exists():
-        root.mkdir(parents=True)
-        (root / ".gitignore").write_text(GITIGNORE)  # never commit the password by mistake
-    with _locked(root):
-        pgpass = root / "pgpass"
-        version = _read(root / "postgres" / "data" / "PG_VERSION")
-        if version:
-            bins = find_postgres(version)
-            if not pgpass.is_file():
-                raise ServiceError(
-                    f"the password file {pgpass} is missing, and the cluster in "
-                    f"{_shown(root / 'postgres')} needs it; restore the file, or delete that "
-                    "folder to start afresh (its data is lost)"
-                )
-        running_pg = _pg_running(root / "postgres" / "data")
-        mlflow_pid = _mlflow_pid(root)
-        if running_pg is None:
-            _check_port(pg_port, "--pg-port")
-        if mlflow_pid is None:
-            _check_port(mlflow_port, "--mlflow-port")
 
-        cluster = _cluster(root, account)
-        data = cluster / "data"
-        if not version:
-            password = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: nothing to escape in pgpass
-            _write_pgpass(pgpass, pg_port, password)  # first: a cluster never lacks it
-            _initdb(bins, cluster, account, password)
-            version = _read(data / "PG_VERSION")
-        password = _pgpass_password(pgpass)
-        if running_pg is None:
-            _pg_start(bins, cluster, account, pg_port)
-            port = pg_port
-        else:
-            port = running_pg[1]
-        if _pgpass_port(pgpass) != port:
-            _write_pgpass(pgpass, port, password)
-        _create_databases(port, password)
-        del password
 
-        if mlflow_pid is not None and _mlflow_pg_port(mlflow_pid) != port:
-            _stop_mlflow(root)  # it talks to PostgreSQL on another port: restart it
-            mlflow_pid = None
-            _check_port(mlflow_port, "--mlflow-port")
-        if mlflow_pid is None:
-            _start_mlflow(root, port, mlflow_port)
-            web_port = mlflow_port
-        else:
-            web_port = _cmdline_port(mlflow_pid) or mlflow_port
-            _wait_for_mlflow(root, web_port, None)
-        return _services(root, version, port, web_port)
+def _check_pgpass(root: Path) -> None:
+    """An existing cluster needs its password file."""
+    if not (root / "pgpass").is_file():
+        raise ServiceError(
+            f"the password file {root / 'pgpass'} is missing, and the cluster in "
+            f"{_shown(root / 'postgres')} needs it; restore the file, or delete that "
+            "folder to start afresh (its data is lost)"
+        )
+
+
+def _postgres_up(
+    root: Path,
+    bins: Path,
+    account: pwd.struct_passwd | None,
+    port: int,
+    version: str,
+    *,
+    running: bool,
+) -> str:
+    """Create the cluster (first call: with a new password) and start it on `port` unless it
+    is `running` there; then make sure pgpass names `port` and both databases exist. Returns
+    the cluster's PostgreSQL major version."""
+    pgpass = root / "pgpass"
+    cluster = _cluster(root, account)
+    if not version:
+        password = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: nothing to escape in pgpass
+        _write_pgpass(pgpass, port, password)  # first: a cluster never lacks it
+        _initdb(bins, cluster, account, password)
+        version = _read(cluster / "data" / "PG_VERSION")
+    password = _pgpass_password(pgpass)
+    if not running:
+        _pg_start(bins, cluster, account, port)
+    if _pgpass_port(pgpass) != port:
+        _write_pgpass(pgpass, port, password)
+    _create_databases(port, password)
+    return version
+
+
+def _mlflow_up(root: Path, pg_port: int, mlflow_port: int, mlflow_pid: int | None) -> int:
+    """Start the MLflow server on `mlflow_port` unless one runs against PostgreSQL's `pg_port`
+    (one against another port is restarted). Returns the port it serves on."""
+    if mlflow_pid is not None and _mlflow_pg_port(mlflow_pid) != pg_port:
+        _stop_mlflow(root)  # it talks to PostgreSQL on another port: restart it
+        mlflow_pid = None
+        _check_port(mlflow_port, "--mlflow-port")
+    if mlflow_pid is None:
+        _start_mlflow(root, pg_port, mlflow_port)
+        return mlflow_port
+    web_port = _cmdline_port(mlflow_pid) or mlflow_port
+    _wait_for_mlflow(root, web_port, None)
+    return web_port
 
 
 def down(root: Path | str | None = None, *, delete_data: bool = False) -> None:

@@ -259,9 +259,23 @@ def _run_with(
         raise Stop(signum or stop.signum or signal.SIGINT)
     if joining:
         return stopped
+    return _finished(spec, study_obj, models, reply, stopped, verbose)
+
+
+def _finished(
+    spec: StudySpec,
+    study: optuna.Study,
+    models: ModelFiles,
+    reply: dict[str, Any],
+    stopped: str,
+    verbose: bool,
+) -> StudyResult:
+    """The result of a study this process ran to its end (`stopped`: why its trials ended;
+    `reply`: the MLflow writer's last word), and, `verbose`, its summary and what ended it."""
+    say = print if verbose else (lambda *a, **k: None)
     ids = reply.get("run_ids") if reply.get("ok") else None
     run_ids = {int(k): v for k, v in ids.items()} if ids is not None else None
-    result = StudyResult(spec, study_obj, models, run_ids)
+    result = StudyResult(spec, study, models, run_ids)
     if verbose and not reply.get("abandoned"):
         from hpexp.report.summary import summary
 

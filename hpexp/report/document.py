@@ -253,8 +253,6 @@ def _parts(
 
     spec, metric = result.spec, result.spec.metric
     target = (lambda t: t.values[0]) if spec.multi_objective else None
-    varying = _varying(study)
-    pairs = ranked[:CONTOUR_PARAMS]
     parts = [
         _Part(
             "history",
@@ -279,6 +277,34 @@ def _parts(
             lambda: _curves(study, result, color_by),
             520,
         ),
+        *_parameter_views(study, common, ranked, target, metric),
+    ]
+    if spec.multi_objective:
+        names = [o.metric for o in spec.objectives]
+        front = _Part(
+            "pareto",
+            "Pareto front",
+            "Trials no other trial beats on every objective (the front), and the rest.",
+            lambda: fig.pareto_front(study, names),
+            520,
+        )
+        parts.insert(1, front)
+    return parts
+
+
+def _parameter_views(
+    study: optuna.Study,
+    common: list[str],
+    ranked: list[str],
+    target: Callable[[FrozenTrial], float] | None,
+    metric: str,
+) -> list[_Part]:
+    """Parallel coordinates, slice and contour: the objective over the hyperparameters."""
+    from hpexp.report import figures as fig
+
+    varying = _varying(study)
+    pairs = ranked[:CONTOUR_PARAMS]
+    return [
         _Part(
             "parallel",
             "Parallel coordinates",
@@ -301,17 +327,6 @@ def _parts(
             220 * len(pairs) + 80,
         ),
     ]
-    if spec.multi_objective:
-        names = [o.metric for o in spec.objectives]
-        front = _Part(
-            "pareto",
-            "Pareto front",
-            "Trials no other trial beats on every objective (the front), and the rest.",
-            lambda: fig.pareto_front(study, names),
-            520,
-        )
-        parts.insert(1, front)
-    return parts
 
 
 _WHY_EMPTY = {

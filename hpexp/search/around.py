@@ -94,6 +94,45 @@ def around_values(p: SearchParam, best: Any) -> list[Any]:
     return sorted(dict.fromkeys(values))
 
 
+def _checked_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise SpecError(
+            f"--around-name: {name!r} must be 1 to 100 letters, digits, '_', '.' or '-' "
+            "(the default is <study>-around-<param>); give a shorter name"
+        )
+    if name_problem(name):
+        raise SpecError(f"--around-name: {name_problem(name)}")
+    return name
+
+
+def _document(
+    spec: StudySpec,
+    name: str,
+    description: str,
+    fixed: dict[str, Any],
+    param: str,
+    values: list[Any],
+    seeds: int,
+) -> dict[str, Any]:
+    """The derived study as a study-file document: a grid over `param`'s `values`, `seeds`
+    repeats each, the rest of `spec` (dataset, objectives, seed, workers) kept."""
+    objectives = [{"metric": o.metric, "direction": o.direction} for o in spec.objectives]
+    return {
+        "name": name,
+        "description": description,
+        "dataset": dict(spec.dataset),
+        "fixed": fixed,
+        "search": {param: {"choice": values}},
+        "objective": objectives[0] if len(objectives) == 1 else objectives,
+        "sampler": {"name": "grid"},
+        "pruner": {"name": "none"},  # every value trains to the end: all are compared
+        "budget": {"n_trials": len(values)},
+        "repeats": seeds,
+        "seed": spec.seed,
+        "workers": spec.workers,
+    }
+
+
 def around_spec(
     spec: StudySpec,
     param: str,
@@ -109,37 +148,16 @@ def around_spec(
     per-layer value that differs by layer, or networks too large to train `seeds` at once."""
     p = searched_param(spec, param)
     check_seeds(seeds)
-    name = name or around_name(spec.name, param)
-    if not NAME_PATTERN.match(name):
-        raise SpecError(
-            f"--around-name: {name!r} must be 1 to 100 letters, digits, '_', '.' or '-' "
-            "(the default is <study>-around-<param>); give a shorter name"
-        )
-    if name_problem(name):
-        raise SpecError(f"--around-name: {name_problem(name)}")
+    name = _checked_name(name or around_name(spec.name, param))
     config = fold(spec, best.params)
     value, fixed = _split(spec, config, param, best.number)
     values = around_values(p, value)
-    objectives = [{"metric": o.metric, "direction": o.direction} for o in spec.objectives]
-    doc = {
-        "name": name,
-        "description": (
-            f"{param} around the best of study '{spec.name}' (trial {best.number}: "
-            f"{param}={_shown(value)}), {seeds} seeds per value"
-        ),
-        "dataset": dict(spec.dataset),
-        "fixed": fixed,
-        "search": {param: {"choice": values}},
-        "objective": objectives[0] if len(objectives) == 1 else objectives,
-        "sampler": {"name": "grid"},
-        "pruner": {"name": "none"},  # every value trains to the end: all are compared
-        "budget": {"n_trials": len(values)},
-        "repeats": seeds,
-        "seed": spec.seed,
-        "workers": spec.workers,
-    }
+    description = (
+        f"{param} around the best of study '{spec.name}' (trial {best.number}: "
+        f"{param}={_shown(value)}), {seeds} seeds per value"
+    )
     try:
-        derived = load_spec(doc)
+        derived = load_spec(_document(spec, name, description, fixed, param, values, seeds))
     except SpecError as e:
         reason = str(e).removeprefix("<dict>: ")
         raise SpecError(f"--around-best {param}: the derived study: {reason}") from None
