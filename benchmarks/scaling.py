@@ -1,7 +1,9 @@
 """How hpexp scales, measured side by side in one run:
 
 1. throughput: `hpexp run STUDY --workers 1` against `--workers 2` on the same study and seed
-   (trials per minute and the speed-up), for the quickstart study and MNIST-1D;
+   (trials per minute and the speed-up), for the quickstart study and MNIST-1D: over the
+   command's whole wall time (its start and end included: imports, stores, the dataset,
+   starting workers, MLflow brought up to date) and while the trials ran;
 2. the storage ceiling: 8, 32 and 64 simulated workers (processes that ask, report and tell
    as fast as they can) on the journal file, on PostgreSQL and through Optuna's gRPC storage
    proxy in front of it: operations per second, p50/p95 latency per operation, saturation;
@@ -180,9 +182,12 @@ def machine_now() -> str:
 # -- 1. throughput: 1 vs 2 workers ----------------------------------------------------------------
 
 
-def one_run(study_file: Path, name: str, n_trials: int, workers: int) -> tuple[float, int, int]:
-    """(wall seconds, trials that count against the budget, training iterations run) of
-    `hpexp run` with `workers` workers in a fresh folder."""
+def one_run(
+    study_file: Path, name: str, n_trials: int, workers: int
+) -> tuple[float, int, int, float]:
+    """(wall seconds, trials that count against the budget, training iterations run, seconds
+    from the first trial's start to the last one's end) of `hpexp run` with `workers` workers
+    in a fresh folder."""
     from hpexp.search.states import counts_against_budget
 
     with tempfile.TemporaryDirectory(prefix="hpexp-scaling-") as tmp:
@@ -215,6 +220,7 @@ def one_run(study_file: Path, name: str, n_trials: int, workers: int) -> tuple[f
             if t.datetime_complete is not None and t.datetime_start is not None
         ]
         mean = sum(durations) / max(len(durations), 1)
+        window = trials_window(trials)
         tail = ""
         if workers > 1:  # at the end of a fixed budget, a worker with no trial left waits
             tail = f"; one worker trained alone for the last {alone_at_the_end(trials):.1f} s"
@@ -225,7 +231,23 @@ def one_run(study_file: Path, name: str, n_trials: int, workers: int) -> tuple[f
             f"{sum(durations) / (workers * wall):4.0%} of the wall time; writer done "
             f"{after:.1f} s later{tail}"
         )
-        return wall, len(counted), iterations
+        print(
+            f"      while trials ran ({window:5.1f} s, first start to last end): "
+            f"{len(counted) / window * 60:6.1f} trials/min; the rest of the wall, "
+            f"{wall - window:.1f} s, is the command's start (imports, stores, data, workers) "
+            "and its end (MLflow up to date)"
+        )
+        return wall, len(counted), iterations, window
+
+
+def trials_window(trials: list[Any]) -> float:
+    """Seconds from the first trial's start to the last trial's end (the study's trials
+    running, without the command's start and end around them)."""
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    if not starts or not ends:
+        return float("nan")
+    return (max(ends) - min(starts)).total_seconds()
 
 
 def alone_at_the_end(trials: list[Any]) -> float:
@@ -281,14 +303,17 @@ def throughput(runs: list[tuple[Path, int, float]]) -> None:
             fixed = same_trials(study_file, n_trials, Path(folder))
             one = one_run(fixed, name, n_trials, 1)
             two = one_run(fixed, name, n_trials, 2)
-        per_min = [n / wall for wall, n, _ in (one, two)]
-        per_it = [it / wall for wall, _, it in (one, two)]
+        per_min = [n / wall for wall, n, _, _ in (one, two)]
+        per_it = [it / wall for wall, _, it, _ in (one, two)]
+        running = [n / window for _, n, _, window in (one, two)]
         speedup = per_min[1] / per_min[0] if per_min[0] else float("nan")
         by_work = per_it[1] / per_it[0] if per_it[0] else float("nan")
+        in_trials = running[1] / running[0] if running[0] else float("nan")
         verdict = "meets" if speedup >= target else "BELOW"
         print(
-            f"    speed-up: {speedup:.2f}x trials/min ({verdict} the target >= {target:.1f}x), "
-            f"{by_work:.2f}x training iterations/s"
+            f"    speed-up: {speedup:.2f}x trials/min over the command's wall ({verdict} the "
+            f"target >= {target:.1f}x), {by_work:.2f}x training iterations/s; "
+            f"{in_trials:.2f}x trials/min while trials ran"
         )
 
 
