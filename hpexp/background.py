@@ -286,13 +286,15 @@ def _import_store(scheme: str) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _yield_to_training()
     import optuna  # what writing needs, imported before the study is known
 
     import hpexp.study
     import hpexp.sync  # noqa: F401
 
     _import_store(sys.argv[1] if len(sys.argv) > 1 else "")
+    # The imports ran at the study's priority, while it checks its study and loads its data
+    # on one core; the runs are written on the time training leaves idle.
+    _yield_to_training()
     first = sys.stdin.readline()
     if not first:
         return 0
