@@ -3,7 +3,9 @@
 1. throughput: `hpexp run STUDY --workers 1` against `--workers 2` on the same study and seed
    (trials per minute and the speed-up), for the quickstart study and MNIST-1D: over the
    command's whole wall time (its start and end included: imports, stores, the dataset,
-   starting workers, MLflow brought up to date) and while the trials ran;
+   starting workers, MLflow brought up to date) and while the trials ran. Two workers may
+   train more iterations than one: with trials side by side the median pruner has fewer
+   finished trials to compare with, and stops fewer trials early;
 2. the storage ceiling: 8, 32 and 64 simulated workers (processes that ask, report and tell
    as fast as they can) on the journal file, on PostgreSQL and through Optuna's gRPC storage
    proxy in front of it: operations per second, p50/p95 latency per operation, saturation;
@@ -227,7 +229,7 @@ def one_run(
         print(
             f"    --workers {workers}: {len(counted):>3} trials in {wall:6.1f} s = "
             f"{len(counted) / wall * 60:6.1f} trials/min, {iterations / wall:6.0f} training "
-            f"iterations/s; {mean:4.1f} s per trial, workers in trials "
+            f"iterations/s ({iterations} in all); {mean:4.1f} s per trial, workers in trials "
             f"{sum(durations) / (workers * wall):4.0%} of the wall time; writer done "
             f"{after:.1f} s later{tail}"
         )

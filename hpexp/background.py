@@ -257,9 +257,9 @@ def _yield_to_training() -> None:
     """Run only on CPU time that training leaves idle (SCHED_IDLE on Linux, else nice 19):
     with a worker per core, MLflow waits for the gaps between trials and the study's end.
 
-    Where the kernel groups processes by session (autogroup, on by default in most Linux
-    desktops and servers), the writer's own session would weigh as much as the study's, and
-    its SCHED_IDLE would only rank it within its session: its group is set to nice 19 too."""
+    Where the kernel groups processes by session (autogroup, on in many distributions'
+    kernels), the writer's own session would weigh as much as the study's, and its
+    SCHED_IDLE would only rank it within that session: its group is set to nice 19 too."""
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
