@@ -12,7 +12,10 @@ import pytest
 
 from hpexp.background import BackgroundSync
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux scheduling")
+pytestmark = [
+    pytest.mark.slow,  # a subprocess that imports MLflow
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux scheduling"),
+]
 
 
 def _when(condition, limit: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
