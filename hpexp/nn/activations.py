@@ -44,6 +44,10 @@ def _relu(Z: Array) -> Array:
     return np.maximum(Z, 0)
 
 
+def _relu_derivative(Z: Array, A: Array) -> Array:
+    return (Z > 0).astype(Z.dtype)  # 1 above 0, else 0; dA ∗ floats beats dA ∗ booleans
+
+
 def _leaky_relu(Z: Array) -> Array:
     return np.maximum(Z, Z * Z.dtype.type(LEAKY_SLOPE))  # Z above 0, slope·Z below (slope < 1)
 
@@ -53,7 +57,7 @@ def _leaky_relu_derivative(Z: Array, A: Array) -> Array:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation("relu", _relu, lambda Z, A: Z > 0),
+    "relu": Activation("relu", _relu, _relu_derivative),
     "leaky_relu": Activation("leaky_relu", _leaky_relu, _leaky_relu_derivative),
     "tanh": Activation("tanh", np.tanh, lambda Z, A: 1 - A * A),
     "sigmoid": Activation("sigmoid", _sigmoid, lambda Z, A: A * (1 - A)),
