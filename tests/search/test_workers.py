@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from optuna.trial import TrialState
 import hpexp
 from hpexp.cli import main
 from hpexp.search.states import counts_against_budget, retry_of, trial_status
+from tests.conftest import wait_until
 
 from .conftest import (
     HPEXP_TIMEOUT,
@@ -41,13 +41,6 @@ LONGER = tiny(
         "hidden_layers": {"int": [1, 2]},
     },
 )
-
-
-def wait_until(condition, limit: float = 120.0, what: str = "") -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {limit} s for {what}"
-        time.sleep(0.1)
 
 
 def assert_whole(where: Path, name: str, n_trials: int) -> None:
